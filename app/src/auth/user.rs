@@ -1,0 +1,77 @@
+//! Extractors for the logged-in user; a handler that takes one can't run without it.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use tower_sessions::Session;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::users::{self, User};
+
+pub const SESSION_USER: &str = "uid";
+/// The user's session epoch at login; a password change bumps it and ends older sessions.
+pub const SESSION_EPOCH: &str = "epoch";
+
+/// The logged-in user and their session. Without one: redirect to the login page.
+pub struct CurrentUser {
+    pub user: User,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !state.health.is_migrated() {
+            return Err(AppError::Unavailable);
+        }
+        let next = match parts.method {
+            axum::http::Method::GET => parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+            _ => "/".into(),
+        };
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, msg)| {
+                AppError::Internal(anyhow::anyhow!("session layer missing: {msg}"))
+            })?;
+        let login = || AppError::LoginRequired { next: next.clone() };
+        let Some(id) = session.get::<i64>(SESSION_USER).await? else {
+            return Err(login());
+        };
+        let epoch = session.get::<i64>(SESSION_EPOCH).await?.unwrap_or(-1);
+        match users::by_id(&state.db, id).await? {
+            Some(user) if user.session_epoch == epoch => Ok(CurrentUser { user, session }),
+            _ => {
+                // Deleted user or changed password: this session is over.
+                session.flush().await?;
+                Err(login())
+            }
+        }
+    }
+}
+
+/// A logged-in admin; anyone else gets 403.
+pub struct AdminUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        if current.user.is_admin {
+            Ok(AdminUser(current))
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Settings: every knob of the server, each with a flag and an environment variable,
+//! and the typed [`Config`] they are validated into before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use url::Url;
+
+use crate::domain::{Password, Username};
+
+/// Where data lives. Shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Database: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB` (add `?sslmode=require` for TLS)
+    #[arg(
+        long,
+        env = "GALLERY_DATABASE_URL",
+        default_value = "sqlite://data/gallery.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Image storage: `file://DIR` or `s3://BUCKET[/PREFIX]`
+    #[arg(
+        long,
+        env = "GALLERY_STORAGE",
+        default_value = "file://data/images",
+        global = true
+    )]
+    pub storage: String,
+
+    /// S3 endpoint override, e.g. an emulator (`http://127.0.0.1:5000`); implies path-style addressing
+    #[arg(long, env = "GALLERY_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// AWS region for S3 (default: the SDK's region chain, then us-east-1)
+    #[arg(long, env = "GALLERY_AWS_REGION", global = true)]
+    pub aws_region: Option<String>,
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "GALLERY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// The URL users reach the gallery at; `https://...` makes session cookies Secure
+    #[arg(long, env = "GALLERY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Username of the first admin, created when the database has no users
+    #[arg(long, env = "GALLERY_ADMIN_USERNAME", default_value = "admin")]
+    pub admin_username: String,
+
+    /// Password of the first admin (only used on an empty database; generated and printed once if unset)
+    #[arg(long, env = "GALLERY_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Largest accepted upload request, in bytes
+    #[arg(long, env = "GALLERY_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// Largest accepted image, in pixels (width x height, read from the header before decoding)
+    #[arg(long, env = "GALLERY_MAX_PIXELS", default_value_t = 50_000_000)]
+    pub max_pixels: u64,
+
+    /// Thumbnails per gallery page
+    #[arg(long, env = "GALLERY_PAGE_SIZE", default_value_t = 60)]
+    pub page_size: u32,
+
+    /// Seconds to keep serving after SIGTERM while reporting not-ready, so a load balancer drains us
+    #[arg(long, env = "GALLERY_DRAIN_SECS", default_value_t = 5)]
+    pub drain_secs: u64,
+
+    /// Trust the last X-Forwarded-For hop as the client address (set behind a load balancer)
+    #[arg(long, env = "GALLERY_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+
+    /// Failed logins allowed per username and per client within the lockout window
+    #[arg(long, env = "GALLERY_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Length of the login lockout window, in seconds
+    #[arg(long, env = "GALLERY_LOGIN_LOCKOUT_SECS", default_value_t = 900)]
+    pub login_lockout_secs: u64,
+
+    /// Sessions end after this many hours without a request
+    #[arg(long, env = "GALLERY_SESSION_IDLE_HOURS", default_value_t = 12)]
+    pub session_idle_hours: u32,
+}
+
+/// A setting that failed validation; the message names the flag and the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {flag} ({env}): {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub reason: String,
+}
+
+fn invalid(flag: &'static str, env: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        env,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl {
+    pub kind: DatabaseKind,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    Disk(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    pub database: DatabaseUrl,
+    pub storage: StorageUrl,
+    pub s3: S3Options,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_upload_bytes: usize,
+    pub max_pixels: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleConfig {
+    pub max_failures: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct FirstAdmin {
+    pub username: Username,
+    pub password: Option<Password>,
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data: DataConfig,
+    pub bind: SocketAddr,
+    pub public_url: Option<Url>,
+    pub first_admin: FirstAdmin,
+    pub limits: Limits,
+    pub page_size: u32,
+    pub drain: Duration,
+    pub behind_proxy: bool,
+    pub throttle: ThrottleConfig,
+    pub session_idle: Duration,
+}
+
+impl Config {
+    /// Whether cookies must carry `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+
+    pub fn from_args(data: &DataArgs, serve: &ServeArgs) -> Result<Self, ConfigError> {
+        let data = DataConfig::from_args(data)?;
+        let bind = serve.bind.parse().map_err(|_| {
+            invalid(
+                "--bind",
+                "GALLERY_BIND",
+                format!("`{}` is not an address like 127.0.0.1:8080", serve.bind),
+            )
+        })?;
+        let public_url = match &serve.public_url {
+            None => None,
+            Some(raw) => {
+                let url = Url::parse(raw).map_err(|e| {
+                    invalid(
+                        "--public-url",
+                        "GALLERY_PUBLIC_URL",
+                        format!("`{raw}`: {e}"),
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(invalid(
+                        "--public-url",
+                        "GALLERY_PUBLIC_URL",
+                        "must be an http:// or https:// URL with a host",
+                    ));
+                }
+                Some(url)
+            }
+        };
+        let username = Username::parse(&serve.admin_username)
+            .map_err(|e| invalid("--admin-username", "GALLERY_ADMIN_USERNAME", e.to_string()))?;
+        let password = match &serve.admin_password {
+            None => None,
+            Some(p) => Some(Password::parse(p).map_err(|e| {
+                invalid("--admin-password", "GALLERY_ADMIN_PASSWORD", e.to_string())
+            })?),
+        };
+        if serve.max_upload_bytes < 1024 {
+            return Err(invalid(
+                "--max-upload-bytes",
+                "GALLERY_MAX_UPLOAD_BYTES",
+                "must be at least 1024",
+            ));
+        }
+        if serve.max_pixels == 0 {
+            return Err(invalid(
+                "--max-pixels",
+                "GALLERY_MAX_PIXELS",
+                "must be positive",
+            ));
+        }
+        if !(1..=500).contains(&serve.page_size) {
+            return Err(invalid(
+                "--page-size",
+                "GALLERY_PAGE_SIZE",
+                "must be between 1 and 500",
+            ));
+        }
+        if serve.login_max_failures == 0 {
+            return Err(invalid(
+                "--login-max-failures",
+                "GALLERY_LOGIN_MAX_FAILURES",
+                "must be positive",
+            ));
+        }
+        if serve.session_idle_hours == 0 {
+            return Err(invalid(
+                "--session-idle-hours",
+                "GALLERY_SESSION_IDLE_HOURS",
+                "must be positive",
+            ));
+        }
+        Ok(Config {
+            data,
+            bind,
+            public_url,
+            first_admin: FirstAdmin { username, password },
+            limits: Limits {
+                max_upload_bytes: serve.max_upload_bytes,
+                max_pixels: serve.max_pixels,
+            },
+            page_size: serve.page_size,
+            drain: Duration::from_secs(serve.drain_secs),
+            behind_proxy: serve.behind_proxy,
+            throttle: ThrottleConfig {
+                max_failures: serve.login_max_failures,
+                window: Duration::from_secs(serve.login_lockout_secs.max(1)),
+            },
+            session_idle: Duration::from_secs(u64::from(serve.session_idle_hours) * 3600),
+        })
+    }
+}
+
+impl DataConfig {
+    pub fn from_args(args: &DataArgs) -> Result<Self, ConfigError> {
+        Ok(DataConfig {
+            database: DatabaseUrl::parse(&args.database_url)?,
+            storage: StorageUrl::parse(&args.storage)?,
+            s3: S3Options {
+                endpoint: match &args.s3_endpoint {
+                    Some(e) => {
+                        let url = Url::parse(e).map_err(|err| {
+                            invalid(
+                                "--s3-endpoint",
+                                "GALLERY_S3_ENDPOINT",
+                                format!("`{e}`: {err}"),
+                            )
+                        })?;
+                        Some(url.as_str().trim_end_matches('/').to_string())
+                    }
+                    None => None,
+                },
+                region: args.aws_region.clone(),
+            },
+        })
+    }
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        const FLAG: &str = "--database-url";
+        const ENV: &str = "GALLERY_DATABASE_URL";
+        if let Some(rest) = raw.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(invalid(
+                    FLAG,
+                    ENV,
+                    "sqlite URL needs a file path, e.g. sqlite://data/gallery.db",
+                ));
+            }
+            let url = if raw.contains('?') {
+                raw.to_string()
+            } else {
+                format!("{raw}?mode=rwc")
+            };
+            Ok(DatabaseUrl {
+                kind: DatabaseKind::Sqlite,
+                url,
+            })
+        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Url::parse(raw).map_err(|e| invalid(FLAG, ENV, format!("not a valid URL: {e}")))?;
+            Ok(DatabaseUrl {
+                kind: DatabaseKind::Postgres,
+                url: raw.to_string(),
+            })
+        } else {
+            Err(invalid(
+                FLAG,
+                ENV,
+                "must start with sqlite:// or postgres://",
+            ))
+        }
+    }
+
+    /// The file a SQLite URL points at, so its folder can be created.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        if self.kind != DatabaseKind::Sqlite {
+            return None;
+        }
+        let rest = self.url.strip_prefix("sqlite:")?.trim_start_matches("//");
+        let path = rest.split('?').next()?;
+        (path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+impl StorageUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        const FLAG: &str = "--storage";
+        const ENV: &str = "GALLERY_STORAGE";
+        if let Some(dir) = raw.strip_prefix("file://") {
+            if dir.is_empty() {
+                return Err(invalid(
+                    FLAG,
+                    ENV,
+                    "file:// needs a directory, e.g. file://data/images",
+                ));
+            }
+            Ok(StorageUrl::Disk(PathBuf::from(dir)))
+        } else if let Some(rest) = raw.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid_bucket {
+                return Err(invalid(
+                    FLAG,
+                    ENV,
+                    format!("`{bucket}` is not a valid S3 bucket name"),
+                ));
+            }
+            let prefix = prefix.trim_matches('/');
+            Ok(StorageUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+            })
+        } else {
+            Err(invalid(FLAG, ENV, "must start with file:// or s3://"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_parse() {
+        assert_eq!(
+            StorageUrl::parse("s3://my-bucket/imgs/").unwrap(),
+            StorageUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "imgs/".into()
+            }
+        );
+        assert_eq!(
+            StorageUrl::parse("file://data/images").unwrap(),
+            StorageUrl::Disk("data/images".into())
+        );
+        let err = StorageUrl::parse("ftp://x").unwrap_err().to_string();
+        assert!(
+            err.contains("--storage") && err.contains("GALLERY_STORAGE"),
+            "{err}"
+        );
+        assert!(StorageUrl::parse("s3://UPPER").is_err());
+    }
+
+    #[test]
+    fn database_urls_parse() {
+        let db = DatabaseUrl::parse("sqlite://data/g.db").unwrap();
+        assert_eq!(db.url, "sqlite://data/g.db?mode=rwc");
+        assert_eq!(db.sqlite_path(), Some(PathBuf::from("data/g.db")));
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap().kind,
+            DatabaseKind::Postgres
+        );
+        let err = DatabaseUrl::parse("mysql://x").unwrap_err().to_string();
+        assert!(err.contains("GALLERY_DATABASE_URL"), "{err}");
+    }
+}

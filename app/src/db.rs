@@ -1,0 +1,79 @@
+//! The database pool (Postgres or SQLite through sqlx's `Any` driver) and its migrations.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+
+use crate::config::{DatabaseKind, DatabaseUrl};
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub kind: DatabaseKind,
+}
+
+impl Db {
+    /// Build the pool without connecting, so the server can start (and answer `/healthz`)
+    /// before the database is reachable.
+    pub fn connect_lazy(url: &DatabaseUrl) -> Result<Db, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        if let Some(path) = url.sqlite_path() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let sqlite = url.kind == DatabaseKind::Sqlite;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers proceed during a write; foreign keys are per connection.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy(&url.url)?;
+        Ok(Db {
+            pool,
+            kind: url.kind.clone(),
+        })
+    }
+
+    /// Apply pending migrations. On Postgres sqlx holds an advisory lock meanwhile, so
+    /// instances starting together apply each migration once.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.kind {
+            DatabaseKind::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await
+            }
+            DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Milliseconds since the Unix epoch: timestamps are stored as plain integers on both backends.
+pub fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}

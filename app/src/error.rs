@@ -1,0 +1,127 @@
+//! One error type for every handler; it becomes a plain page with the right status.
+//! Server-side failures are logged with their cause; the user never sees internals.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::media::MediaError;
+use crate::storage::StorageError;
+use crate::templates::{ErrorPage, Page};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("login required")]
+    LoginRequired { next: String },
+    #[error("the form has expired or did not come from this site")]
+    Csrf,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many attempts")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("starting up or waiting for the database")]
+    Unavailable,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("session store: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error("{0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// An upload's media problem, naming the file it concerns.
+    pub fn media(file: &str, err: MediaError) -> Self {
+        let msg = format!("{file}: {err}");
+        match err {
+            MediaError::Unsupported => AppError::UnsupportedMedia(msg),
+            MediaError::TooManyPixels { .. } | MediaError::Corrupt(_) => {
+                AppError::Unprocessable(msg)
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            AppError::LoginRequired { next } => {
+                let target = format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
+                return Redirect::to(&target).into_response();
+            }
+            AppError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here.".to_string()),
+            AppError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "Only administrators can open this page.".to_string(),
+            ),
+            AppError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "The form has expired or did not come from this site. Go back, reload the page and try again."
+                    .to_string(),
+            ),
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
+            AppError::UnsupportedMedia(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported file", m.clone()),
+            AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "Upload too large", m.clone()),
+            AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, "Cannot use this image", m.clone()),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, "Not possible", m.clone()),
+            AppError::TooManyRequests { retry_after_secs } => {
+                let mut response = Page::with_status(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorPage::new(
+                        "Too many attempts",
+                        format!("Too many failed logins. Try again in {} seconds.", retry_after_secs),
+                    ),
+                )
+                .into_response();
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return response;
+            }
+            AppError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Starting up",
+                "The gallery is starting or waiting for its database. Try again in a moment.".to_string(),
+            ),
+            AppError::Database(e) if crate::store::is_unique_violation(e) => (
+                StatusCode::CONFLICT,
+                "Already exists",
+                "That name is already taken.".to_string(),
+            ),
+            AppError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
+                tracing::error!(error = %self, "database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The database is not reachable right now. Try again in a moment.".to_string(),
+                )
+            }
+            AppError::Database(_) | AppError::Storage(_) | AppError::Session(_) | AppError::Internal(_) => {
+                tracing::error!(error = %self, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The request failed on our side and nothing was changed that you cannot see. Try again.".to_string(),
+                )
+            }
+        };
+        Page::with_status(status, ErrorPage::new(title, message)).into_response()
+    }
+}

@@ -1,0 +1,111 @@
+//! Image lifecycle: taking in an upload (check, thumbnail, store, record) and deleting,
+//! ordered so storage and database never disagree in a way the user can't see or retry.
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::db::now_millis;
+use crate::domain::{DisplayName, Username};
+use crate::error::{AppError, AppResult};
+use crate::media;
+use crate::state::AppState;
+use crate::storage::ObjectKey;
+use crate::store::images::{self, Image};
+use crate::store::users::User;
+
+/// One file from an upload form.
+pub struct Upload {
+    pub name: DisplayName,
+    pub bytes: Bytes,
+}
+
+/// Check every file, then store them all, then record them all: a bad file anywhere
+/// means nothing is stored; a storage or database failure removes what was written.
+pub async fn ingest(
+    state: &AppState,
+    owner: &User,
+    uploads: Vec<Upload>,
+) -> AppResult<Vec<String>> {
+    let username = Username::parse(&owner.username).map_err(|e| AppError::Internal(e.into()))?;
+    let max_pixels = state.config.limits.max_pixels;
+
+    let mut checked = Vec::with_capacity(uploads.len());
+    for upload in uploads {
+        let bytes = upload.bytes.clone();
+        let processed = state
+            .blocking(move || media::process(&bytes, max_pixels))
+            .await?
+            .map_err(|e| AppError::media(upload.name.as_str(), e))?;
+        checked.push((upload, processed));
+    }
+
+    let now = now_millis();
+    let mut written: Vec<ObjectKey> = Vec::new();
+    let mut rows = Vec::with_capacity(checked.len());
+    let result: AppResult<()> = async {
+        for (upload, processed) in checked {
+            let id = Uuid::new_v4();
+            let key = ObjectKey::original(&username, id, processed.kind.ext());
+            let thumb_key = ObjectKey::thumbnail(&username, id, processed.thumb_kind.ext());
+            let size = upload.bytes.len() as i64;
+            state
+                .storage
+                .put(&key, upload.bytes, processed.kind.mime())
+                .await?;
+            written.push(key.clone());
+            state
+                .storage
+                .put(
+                    &thumb_key,
+                    Bytes::from(processed.thumb),
+                    processed.thumb_kind.mime(),
+                )
+                .await?;
+            written.push(thumb_key.clone());
+            rows.push(Image {
+                id: id.to_string(),
+                owner_id: owner.id,
+                storage_key: key.as_str().to_string(),
+                thumb_key: thumb_key.as_str().to_string(),
+                original_name: upload.name.as_str().to_string(),
+                content_type: processed.kind.mime().to_string(),
+                thumb_content_type: processed.thumb_kind.mime().to_string(),
+                byte_size: size,
+                width: i64::from(processed.width),
+                height: i64::from(processed.height),
+                created_at: now,
+            });
+        }
+        images::insert_all(&state.db, &rows).await?;
+        Ok(())
+    }
+    .await;
+
+    if let Err(e) = result {
+        for key in &written {
+            if let Err(cleanup) = state.storage.delete(key).await {
+                tracing::error!(key = key.as_str(), error = %cleanup, "could not remove object of a failed upload");
+            }
+        }
+        return Err(e);
+    }
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Delete the stored objects first (idempotent), then the row. If storage fails the row
+/// is still there and the user can retry; if the row delete fails, retrying finishes it.
+pub async fn delete(state: &AppState, owner: &User, id: &str) -> AppResult<()> {
+    let img = images::owned(&state.db, id, owner.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    state
+        .storage
+        .delete(&ObjectKey::stored(&img.storage_key)?)
+        .await?;
+    state
+        .storage
+        .delete(&ObjectKey::stored(&img.thumb_key)?)
+        .await?;
+    images::delete_owned(&state.db, id, owner.id).await?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! The gallery web application: pages, storage, database, and the CLI that runs it.
+//! See `docs/ARCHITECTURE.md` for the map.
+
+pub mod accounts;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod images;
+pub mod media;
+pub mod routes;
+pub mod security;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod store;
+pub mod templates;
+
+pub use startup::Application;

@@ -1,0 +1,189 @@
+//! Image intake: decide the type from the bytes, check the size from the header before
+//! decoding, decode within limits, turn upright (EXIF orientation) and make a thumbnail
+//! that carries no metadata.
+
+mod jpeg;
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+
+/// Long edge of a thumbnail, in pixels.
+pub const THUMB_EDGE: u32 = 400;
+const THUMB_JPEG_QUALITY: u8 = 80;
+
+/// An accepted image type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Jpeg,
+    Png,
+    Gif,
+    WebP,
+}
+
+impl Kind {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Kind::Jpeg => "image/jpeg",
+            Kind::Png => "image/png",
+            Kind::Gif => "image/gif",
+            Kind::WebP => "image/webp",
+        }
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            Kind::Jpeg => "jpg",
+            Kind::Png => "png",
+            Kind::Gif => "gif",
+            Kind::WebP => "webp",
+        }
+    }
+
+    fn format(self) -> ImageFormat {
+        match self {
+            Kind::Jpeg => ImageFormat::Jpeg,
+            Kind::Png => ImageFormat::Png,
+            Kind::Gif => ImageFormat::Gif,
+            Kind::WebP => ImageFormat::WebP,
+        }
+    }
+
+    /// Decide the type from the content alone; the name and Content-Type are not trusted.
+    pub fn sniff(bytes: &[u8]) -> Option<Kind> {
+        match image::guess_format(bytes).ok()? {
+            ImageFormat::Jpeg => Some(Kind::Jpeg),
+            ImageFormat::Png => Some(Kind::Png),
+            ImageFormat::Gif => Some(Kind::Gif),
+            ImageFormat::WebP => Some(Kind::WebP),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MediaError {
+    #[error("not a supported image type (JPEG, PNG, GIF or WebP)")]
+    Unsupported,
+    #[error("the image is {width}x{height} pixels; the limit is {limit} pixels")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("the image is damaged or incomplete ({0})")]
+    Corrupt(String),
+}
+
+/// A checked image and its thumbnail.
+#[derive(Debug)]
+pub struct Processed {
+    pub kind: Kind,
+    /// Dimensions as displayed, after EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    pub thumb: Vec<u8>,
+    pub thumb_kind: Kind,
+}
+
+/// Check and thumbnail one upload. CPU-bound: call it from `spawn_blocking`.
+pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
+    let kind = Kind::sniff(bytes).ok_or(MediaError::Unsupported)?;
+    let corrupt = |e: image::ImageError| MediaError::Corrupt(e.to_string());
+
+    // The header alone says how big the decoded image would be; refuse before allocating.
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), kind.format())
+        .into_dimensions()
+        .map_err(corrupt)?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels || pixels == 0 {
+        return Err(MediaError::TooManyPixels {
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    if kind == Kind::Jpeg {
+        jpeg::check_complete(bytes).map_err(MediaError::Corrupt)?;
+    }
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    // RGBA16 is the widest buffer a decoder may need, plus slack for its own tables.
+    limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+
+    let thumb = img.thumbnail(THUMB_EDGE, THUMB_EDGE);
+    let (thumb, thumb_kind) = encode_thumbnail(&thumb).map_err(corrupt)?;
+    Ok(Processed {
+        kind,
+        width: img.width(),
+        height: img.height(),
+        thumb,
+        thumb_kind,
+    })
+}
+
+/// JPEG for opaque images (small), PNG where there is transparency to keep.
+/// Encoding from pixels writes no EXIF, so no GPS position leaks through a thumbnail.
+fn encode_thumbnail(thumb: &DynamicImage) -> Result<(Vec<u8>, Kind), image::ImageError> {
+    let mut out = Vec::with_capacity(64 * 1024);
+    if thumb.color().has_alpha() {
+        thumb.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)?;
+        Ok((out, Kind::Png))
+    } else {
+        let rgb = thumb.to_rgb8();
+        JpegEncoder::new_with_quality(&mut out, THUMB_JPEG_QUALITY).encode_image(&rgb)?;
+        Ok((out, Kind::Jpeg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = DynamicImage::new_rgb8(width, height);
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn text_is_not_an_image() {
+        assert_eq!(
+            process(b"hello, I am text", 1_000_000).unwrap_err(),
+            MediaError::Unsupported
+        );
+    }
+
+    #[test]
+    fn pixel_limit_is_checked_from_the_header() {
+        let err = process(&png(200, 100), 10_000).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MediaError::TooManyPixels {
+                    width: 200,
+                    height: 100,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn small_png_gets_a_small_thumbnail() {
+        let p = process(&png(800, 200), 1_000_000).unwrap();
+        assert_eq!((p.kind, p.width, p.height), (Kind::Png, 800, 200));
+        let thumb = image::load_from_memory(&p.thumb).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (400, 100));
+    }
+}

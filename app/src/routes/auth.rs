@@ -1,0 +1,121 @@
+//! `/login` and `/logout`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::auth::{csrf, password, throttle, CurrentUser, SESSION_EPOCH, SESSION_USER};
+use crate::domain::{safe_next, Username};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::users;
+use crate::templates::{LoginPage, Page};
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(session: Session, Query(q): Query<NextQuery>) -> AppResult<Response> {
+    Ok(Page::ok(LoginPage {
+        nav: None,
+        csrf: csrf::token(&session).await?,
+        next: safe_next(q.next.as_deref()),
+        username: String::new(),
+        error: None,
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> AppResult<Response> {
+    if !state.health.is_migrated() {
+        return Err(AppError::Unavailable);
+    }
+    csrf::verify(&session, &form.csrf).await?;
+    let client = client_address(&state, peer, &headers);
+    // An invalid name is just an unknown user: same message, same work.
+    let name = Username::parse(&form.username)
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_else(|_| form.username.trim().to_ascii_lowercase());
+    throttle::check(&state, &name, client).await?;
+
+    let found = users::credentials(&state.db, &name).await?;
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), Some(h)),
+        None => (None, None),
+    };
+    let password = form.password;
+    let ok = state
+        .blocking(move || password::verify(&password, hash.as_deref()))
+        .await?;
+    let next = safe_next(form.next.as_deref());
+
+    let Some(user) = user.filter(|_| ok) else {
+        throttle::record_failure(&state, &name, client).await?;
+        let page = LoginPage {
+            nav: None,
+            csrf: csrf::token(&session).await?,
+            next,
+            username: form.username,
+            error: Some("Invalid username or password.".into()),
+        };
+        return Ok(Page::with_status(StatusCode::UNAUTHORIZED, page).into_response());
+    };
+
+    throttle::record_success(&state.db, &name).await?;
+    // A new id at login, so a session id planted before login is worthless after it.
+    session.cycle_id().await?;
+    session.insert(SESSION_USER, user.id).await?;
+    session.insert(SESSION_EPOCH, user.session_epoch).await?;
+    csrf::rotate(&session).await?;
+    tracing::info!(user = %user.username, "logged in");
+    Ok(Redirect::to(&next).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(current: CurrentUser, Form(form): Form<CsrfForm>) -> AppResult<Response> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    // Deletes the record from the store, not just the cookie.
+    current.session.flush().await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+/// The client's address: the peer, or behind a trusted proxy the hop it appended last.
+fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if state.config.behind_proxy {
+        if let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return ip;
+        }
+    }
+    peer.ip()
+}

@@ -1,0 +1,79 @@
+//! The router: every URL of the gallery, and the layers around it.
+
+mod admin;
+mod assets;
+mod auth;
+mod gallery;
+mod health;
+mod home;
+mod images;
+mod upload;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::security;
+use crate::state::AppState;
+use crate::store::sessions::DbSessionStore;
+
+/// Bodies of ordinary forms are small; only the upload route takes more.
+const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name("gallery_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_idle)
+                .unwrap_or(time::Duration::hours(12)),
+        ));
+
+    // Slack for the multipart framing around the files themselves.
+    let upload_limit = state.config.limits.max_upload_bytes;
+
+    let pages = Router::new()
+        .route("/", get(home::show))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/gallery", get(gallery::index))
+        .route("/images/{id}", get(gallery::show))
+        .route("/images/{id}/delete", post(gallery::delete))
+        .route("/images/{id}/original", get(images::original))
+        .route("/images/{id}/thumb", get(images::thumbnail))
+        .route(
+            "/upload",
+            get(upload::form)
+                .post(upload::submit)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/admin", get(admin::index))
+        .route("/admin/users", post(admin::create))
+        .route("/admin/users/new", get(admin::new_form))
+        .route("/admin/users/{id}", post(admin::update))
+        .route("/admin/users/{id}/edit", get(admin::edit_form))
+        .route(
+            "/admin/users/{id}/delete",
+            get(admin::confirm_delete).post(admin::delete),
+        )
+        .layer(sessions);
+
+    Router::new()
+        .merge(pages)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/static/{file}", get(assets::file))
+        .fallback(assets::not_found)
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

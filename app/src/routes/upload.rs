@@ -1,0 +1,90 @@
+//! `/upload`: one or many images in one submit.
+
+use axum::extract::multipart::MultipartError;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+
+use crate::auth::{csrf, CurrentUser};
+use crate::domain::DisplayName;
+use crate::error::{AppError, AppResult};
+use crate::images::Upload;
+use crate::state::AppState;
+use crate::templates::{human_size, Nav, Page, UploadPage};
+
+/// More parts than this in one form is abuse, not a photo album.
+const MAX_FILES: usize = 100;
+
+pub async fn form(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> AppResult<impl IntoResponse> {
+    let token = csrf::token(&current.session).await?;
+    Ok(Page::ok(UploadPage {
+        nav: Some(Nav::new(&current.user, token.clone())),
+        csrf: token,
+        max_upload: human_size(state.config.limits.max_upload_bytes as i64),
+        max_megapixels: state.config.limits.max_pixels / 1_000_000,
+    }))
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    mut multipart: Multipart,
+) -> AppResult<impl IntoResponse> {
+    let limit = state.config.limits.max_upload_bytes;
+    let too_large = |e: MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge(format!(
+                "The upload is larger than the limit of {}.",
+                human_size(limit as i64)
+            ))
+        } else {
+            AppError::BadRequest(format!("The upload could not be read: {}", e.body_text()))
+        }
+    };
+
+    let mut token = None;
+    let mut uploads = Vec::new();
+    let mut parts = 0usize;
+    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
+        parts += 1;
+        if parts > MAX_FILES + 1 {
+            return Err(AppError::PayloadTooLarge(format!(
+                "At most {MAX_FILES} files per upload."
+            )));
+        }
+        match field.name() {
+            Some("csrf") => token = Some(field.text().await.map_err(too_large)?),
+            Some("files") => {
+                let raw_name = field.file_name().unwrap_or_default().to_string();
+                let bytes = field.bytes().await.map_err(too_large)?;
+                // A file input with nothing chosen still sends an empty, nameless part.
+                if raw_name.is_empty() && bytes.is_empty() {
+                    continue;
+                }
+                let name = DisplayName::parse(&raw_name)
+                    .map_err(|e| AppError::BadRequest(e.to_string()))?;
+                if bytes.is_empty() {
+                    return Err(AppError::Unprocessable(format!(
+                        "{}: the file is empty",
+                        name.as_str()
+                    )));
+                }
+                uploads.push(Upload { name, bytes });
+            }
+            _ => {}
+        }
+    }
+    csrf::verify(&current.session, token.as_deref().unwrap_or_default()).await?;
+    if uploads.is_empty() {
+        return Err(AppError::BadRequest(
+            "Choose at least one image to upload.".into(),
+        ));
+    }
+    let count = uploads.len();
+    crate::images::ingest(&state, &current.user, uploads).await?;
+    tracing::info!(user = %current.user.username, count, "uploaded images");
+    Ok(Redirect::to("/gallery"))
+}

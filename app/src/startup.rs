@@ -1,0 +1,167 @@
+//! Building the application (bind, connect, route) apart from running it, so tests can
+//! start the real server on port 0; and the drain-then-stop shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::accounts;
+use crate::config::Config;
+use crate::db::Db;
+use crate::routes;
+use crate::state::{AppState, Health};
+use crate::store::sessions::DbSessionStore;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Bind the socket and connect lazily: the server answers `/healthz` at once and
+    /// becomes ready once the database is reachable and migrated.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding --bind (GALLERY_BIND) {}", config.bind))?;
+        let db = Db::connect_lazy(&config.data.database)
+            .context("opening --database-url (GALLERY_DATABASE_URL)")?;
+        let storage = crate::storage::connect(&config.data)
+            .await
+            .context("opening --storage (GALLERY_STORAGE)")?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let state = AppState {
+            db,
+            storage,
+            config: Arc::new(config),
+            health: Arc::new(Health::default()),
+            cpu: Arc::new(Semaphore::new(cores)),
+        };
+        tokio::spawn(prepare_database(state.clone()));
+        tokio::spawn(expire_sessions(state.db.clone()));
+        let router = routes::router(state.clone());
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serve until `shutdown` resolves; then report not-ready, keep serving for the drain
+    /// period so the load balancer stops sending, and finish in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let health = self.state.health.clone();
+        let drain = self.state.config.drain;
+        let stop = async move {
+            shutdown.await;
+            health.start_draining();
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "shutting down: not ready, draining"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!("drain over: finishing in-flight requests");
+        };
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
+    }
+}
+
+/// Migrate and create the first admin, retrying until the database answers.
+async fn prepare_database(state: AppState) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match try_prepare(&state).await {
+            Ok(()) => {
+                state.health.set_migrated();
+                tracing::info!("database ready");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "waiting for the database"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn try_prepare(state: &AppState) -> anyhow::Result<()> {
+    state.db.migrate().await.context("applying migrations")?;
+    if let Some(password) =
+        accounts::ensure_first_admin(&state.db, &state.config.first_admin).await?
+    {
+        // Shown once, on the terminal only: never through the log pipeline.
+        println!(
+            "\nCreated the first admin. Log in as `{}` with password: {}\n(Shown once. Change it on the admin page.)\n",
+            state.config.first_admin.username,
+            password.expose()
+        );
+    }
+    Ok(())
+}
+
+async fn expire_sessions(db: Db) {
+    let store = DbSessionStore::new(db);
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.delete_expired().await {
+            tracing::debug!(error = %e, "could not delete expired sessions yet");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

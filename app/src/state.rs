@@ -1,0 +1,54 @@
+//! The one state every handler gets: database, storage, settings, health and the CPU gate.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::storage::Storage;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub storage: Arc<dyn Storage>,
+    pub config: Arc<Config>,
+    pub health: Arc<Health>,
+    /// Bounds CPU-heavy work (argon2, decoding) so a burst of uploads can't starve the server.
+    pub cpu: Arc<Semaphore>,
+}
+
+/// Readiness: false until migrations ran; false again once draining after SIGTERM.
+#[derive(Default, Debug)]
+pub struct Health {
+    migrated: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Health {
+    pub fn set_migrated(&self) {
+        self.migrated.store(true, Ordering::SeqCst);
+    }
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
+    }
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+impl AppState {
+    /// Run CPU-bound work off the async runtime, at most one job per core at a time.
+    pub async fn blocking<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self.cpu.acquire().await?;
+        Ok(tokio::task::spawn_blocking(f).await?)
+    }
+}

@@ -1,0 +1,136 @@
+//! Images in an S3 bucket; browsers fetch bytes through short-lived presigned URLs.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+
+use super::{Delivery, ObjectKey, Storage, StorageError};
+use crate::config::S3Options;
+
+/// Presigned URLs are signed for a fixed window so that the same image gets the same URL
+/// for a while and the browser cache works; each URL stays valid for at least `MIN_VALID`.
+const SIGN_WINDOW: u64 = 600;
+const MIN_VALID: u64 = 300;
+
+pub struct S3Storage {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    origin: Option<String>,
+}
+
+impl S3Storage {
+    pub async fn connect(bucket: String, prefix: String, options: &S3Options) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &options.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let region = shared
+            .region()
+            .cloned()
+            .unwrap_or_else(|| aws_config::Region::new("us-east-1"));
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared).region(region.clone());
+        let origin = match &options.endpoint {
+            Some(endpoint) => {
+                builder = builder.endpoint_url(endpoint).force_path_style(true);
+                Some(endpoint.clone())
+            }
+            None => Some(format!("https://{bucket}.s3.{region}.amazonaws.com")),
+        };
+        S3Storage {
+            client: Client::from_conf(builder.build()),
+            bucket,
+            prefix,
+            origin,
+        }
+    }
+
+    fn full_key(&self, key: &ObjectKey) -> String {
+        format!("{}{}", self.prefix, key.as_str())
+    }
+}
+
+fn describe(err: impl std::error::Error) -> StorageError {
+    StorageError::Other(aws_sdk_s3::error::DisplayErrorContext(err).to_string())
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(content_type)
+            .cache_control("private, max-age=31536000, immutable")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        // S3 answers 204 for a missing key too, so retries are safe.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(())
+    }
+
+    async fn deliver(&self, key: &ObjectKey, content_type: &str) -> Result<Delivery, StorageError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let window_start = now - now % SIGN_WINDOW;
+        let expires_in = SIGN_WINDOW + MIN_VALID;
+        let presign = PresigningConfig::builder()
+            .start_time(UNIX_EPOCH + Duration::from_secs(window_start))
+            .expires_in(Duration::from_secs(expires_in))
+            .build()
+            .map_err(describe)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .response_content_type(content_type)
+            .presigned(presign)
+            .await
+            .map_err(describe)?;
+        let valid_for = (window_start + expires_in).saturating_sub(now);
+        Ok(Delivery::Redirect {
+            url: request.uri().to_string(),
+            max_age: Duration::from_secs(valid_for.saturating_sub(60)),
+        })
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(())
+    }
+
+    fn foreign_origin(&self) -> Option<String> {
+        self.origin.clone()
+    }
+}

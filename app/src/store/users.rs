@@ -1,0 +1,241 @@
+//! Users: lookup, listing with image counts, create, update and delete.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::db::{now_millis, Db};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub full_name: String,
+    pub is_admin: bool,
+    pub session_epoch: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub id: i64,
+    pub username: String,
+    pub full_name: String,
+    pub is_admin: bool,
+    pub image_count: i64,
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub full_name: &'a str,
+    pub password_hash: &'a str,
+    pub is_admin: bool,
+}
+
+const USER_COLUMNS: &str = "id, username, full_name, is_admin, session_epoch";
+
+fn user_from(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        full_name: row.try_get("full_name")?,
+        is_admin: row.try_get("is_admin")?,
+        session_epoch: row.try_get("session_epoch")?,
+    })
+}
+
+pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(user_from).transpose()
+}
+
+pub async fn by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(user_from).transpose()
+}
+
+/// The user and their password hash, for login.
+pub async fn credentials(db: &Db, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(&db.pool)
+    .await?;
+    match row {
+        Some(row) => Ok(Some((user_from(&row)?, row.try_get("password_hash")?))),
+        None => Ok(None),
+    }
+}
+
+pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.username, u.full_name, u.is_admin, COUNT(i.id) AS image_count \
+         FROM users u LEFT JOIN images i ON i.owner_id = u.id \
+         GROUP BY u.id, u.username, u.full_name, u.is_admin \
+         ORDER BY u.username",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(UserSummary {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                full_name: row.try_get("full_name")?,
+                is_admin: row.try_get("is_admin")?,
+                image_count: row.try_get("image_count")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM users")
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("n")
+}
+
+/// Insert a user; a taken username is a unique violation (see [`super::is_unique_violation`]).
+pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (username, full_name, password_hash, is_admin, session_epoch, created_at) \
+         VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+    )
+    .bind(user.username)
+    .bind(user.full_name)
+    .bind(user.password_hash)
+    .bind(user.is_admin)
+    .bind(now_millis())
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("id")
+}
+
+/// Insert the first admin only if the table is still empty (two instances may race here).
+pub async fn insert_if_none(db: &Db, user: &NewUser<'_>) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO users (username, full_name, password_hash, is_admin, session_epoch, created_at) \
+         SELECT $1, $2, $3, $4, 0, $5 WHERE NOT EXISTS (SELECT 1 FROM users)",
+    )
+    .bind(user.username)
+    .bind(user.full_name)
+    .bind(user.password_hash)
+    .bind(user.is_admin)
+    .bind(now_millis())
+    .execute(&db.pool)
+    .await;
+    match done {
+        Ok(r) => Ok(r.rows_affected() == 1),
+        // The other instance won the race on the unique username.
+        Err(e) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    Done,
+    NotFound,
+    /// Refused: it would leave the gallery without an admin.
+    LastAdmin,
+}
+
+/// Update name and role, and the password when given (which also ends the user's sessions).
+pub async fn update(
+    db: &Db,
+    id: i64,
+    full_name: &str,
+    is_admin: bool,
+    new_password_hash: Option<&str>,
+) -> Result<Change, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let Some((was_admin, other_admins)) = lock_admins(&mut tx, id).await? else {
+        return Ok(Change::NotFound);
+    };
+    if was_admin && !is_admin && other_admins == 0 {
+        return Ok(Change::LastAdmin);
+    }
+    let bump: i64 = if new_password_hash.is_some() { 1 } else { 0 };
+    sqlx::query(
+        "UPDATE users SET full_name = $2, is_admin = $3, \
+         password_hash = COALESCE($4, password_hash), session_epoch = session_epoch + $5 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(full_name)
+    .bind(is_admin)
+    .bind(new_password_hash)
+    .bind(bump)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Change::Done)
+}
+
+/// Set a password by username (the CLI's `users passwd`).
+pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 WHERE username = $1",
+    )
+    .bind(username)
+    .bind(hash)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Delete the user and their image rows in one transaction. The caller removes the stored
+/// objects first, so a failure here leaves a user that can simply be deleted again.
+pub async fn delete(db: &Db, id: i64) -> Result<Change, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let Some((is_admin, other_admins)) = lock_admins(&mut tx, id).await? else {
+        return Ok(Change::NotFound);
+    };
+    if is_admin && other_admins == 0 {
+        return Ok(Change::LastAdmin);
+    }
+    sqlx::query("DELETE FROM images WHERE owner_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Change::Done)
+}
+
+/// Whether the user exists and is an admin, plus how many *other* admins there are.
+/// The no-op write takes row locks on the target and every admin on Postgres (SQLite
+/// serialises writers anyway), so two admins can't demote each other at the same moment.
+async fn lock_admins(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<(bool, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE users SET session_epoch = session_epoch WHERE is_admin OR id = $1 RETURNING id, is_admin",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut target = None;
+    let mut others = 0;
+    for row in &rows {
+        let row_id: i64 = row.try_get("id")?;
+        let admin: bool = row.try_get("is_admin")?;
+        if row_id == id {
+            target = Some(admin);
+        } else if admin {
+            others += 1;
+        }
+    }
+    Ok(target.map(|admin| (admin, others)))
+}

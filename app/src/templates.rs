@@ -1,0 +1,215 @@
+//! Askama page structs (templates live in `app/templates/`, auto-escaped) and the one
+//! wrapper that turns any of them into a response.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::store::images::Image;
+use crate::store::users::{User, UserSummary};
+
+/// Render a template, with a status (200 unless given).
+pub struct Page<T>(pub StatusCode, pub T);
+
+impl<T: Template> Page<T> {
+    pub fn ok(t: T) -> Self {
+        Page(StatusCode::OK, t)
+    }
+    pub fn with_status(status: StatusCode, t: T) -> Self {
+        Page(status, t)
+    }
+}
+
+impl<T: Template> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        match self.1.render() {
+            Ok(html) => (self.0, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "template failed to render");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        }
+    }
+}
+
+/// What the navigation bar needs: who is logged in and the token for the logout form.
+pub struct Nav {
+    pub full_name: String,
+    pub is_admin: bool,
+    pub csrf: String,
+}
+
+impl Nav {
+    pub fn new(user: &User, csrf: String) -> Self {
+        Nav {
+            full_name: user.full_name.clone(),
+            is_admin: user.is_admin,
+            csrf,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub nav: Option<Nav>,
+    pub title: String,
+    pub message: String,
+}
+
+impl ErrorPage {
+    pub fn new(title: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorPage {
+            nav: None,
+            title: title.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub next: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub nav: Option<Nav>,
+    pub full_name: String,
+    pub is_admin: bool,
+    pub image_count: i64,
+}
+
+/// An image as the gallery and image pages show it.
+pub struct ImageView {
+    pub id: String,
+    pub name: String,
+    pub width: i64,
+    pub height: i64,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+    pub size: String,
+    pub uploaded: String,
+    pub content_type: String,
+}
+
+impl ImageView {
+    pub fn from(img: &Image) -> Self {
+        let (tw, th) = thumb_size(img.width, img.height);
+        ImageView {
+            id: img.id.clone(),
+            name: img.original_name.clone(),
+            width: img.width,
+            height: img.height,
+            thumb_width: tw,
+            thumb_height: th,
+            size: human_size(img.byte_size),
+            uploaded: human_time(img.created_at),
+            content_type: img.content_type.clone(),
+        }
+    }
+}
+
+/// The thumbnail's size, so the grid reserves space before lazy images load.
+fn thumb_size(w: i64, h: i64) -> (u32, u32) {
+    let edge = i64::from(crate::media::THUMB_EDGE);
+    if w <= edge && h <= edge {
+        return (w.max(1) as u32, h.max(1) as u32);
+    }
+    if w >= h {
+        (edge as u32, ((h * edge) / w.max(1)).max(1) as u32)
+    } else {
+        (((w * edge) / h.max(1)).max(1) as u32, edge as u32)
+    }
+}
+
+pub fn human_size(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.0} KB", b / 1024.0)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+pub fn human_time(millis: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(millis / 1000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "gallery.html")]
+pub struct GalleryPage {
+    pub nav: Option<Nav>,
+    pub images: Vec<ImageView>,
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+}
+
+#[derive(Template)]
+#[template(path = "image.html")]
+pub struct ImagePage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub image: ImageView,
+    pub newer: Option<String>,
+    pub older: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "upload.html")]
+pub struct UploadPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub max_upload: String,
+    pub max_megapixels: u64,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+pub struct AdminPage {
+    pub nav: Option<Nav>,
+    pub users: Vec<UserSummary>,
+    pub me: i64,
+}
+
+#[derive(Template)]
+#[template(path = "user_form.html")]
+pub struct UserFormPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    /// `None` for the add form.
+    pub user: Option<User>,
+}
+
+#[derive(Template)]
+#[template(path = "user_delete.html")]
+pub struct UserDeletePage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub user: UserSummary,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumb_sizes_keep_aspect() {
+        assert_eq!(thumb_size(4000, 3000), (400, 300));
+        assert_eq!(thumb_size(3000, 4000), (300, 400));
+        assert_eq!(thumb_size(100, 50), (100, 50));
+    }
+}

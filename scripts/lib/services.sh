@@ -1,0 +1,114 @@
+# Throwaway services for tests and benchmarks. Source it; it registers its own cleanup.
+# Defines: require_tools, ensure_moto_venv, start_postgres, start_moto.
+
+MOTO_VERSION="5.2.5"
+VENV="${GALLERY_VENV:-$root/.cache/venv}"
+WORK="$(mktemp -d /tmp/gallery-test.XXXXXX)"
+chmod 755 "$WORK"
+PIDS=()
+
+cleanup() {
+  local status=$?
+  if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() { echo "error: $*" >&2; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+pg_bin_dir() {
+  if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  done
+  command -v initdb >/dev/null 2>&1 && dirname "$(command -v initdb)" && return
+  echo ""
+}
+
+require_tools() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  command -v python3 >/dev/null || die "python3 not found: install Python 3 (it runs the moto AWS emulator)"
+  command -v openssl >/dev/null || die "openssl not found: apt-get install openssl (it makes the test Postgres's TLS certificate)"
+  PG_BIN="$(pg_bin_dir)"
+  [ -n "$PG_BIN" ] || die "PostgreSQL server binaries not found: apt-get install postgresql-15, or set PG_BIN to the folder holding initdb"
+}
+
+# Run a command as the postgres user when we are root (initdb refuses root).
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user for initdb: useradd --system postgres"
+    setpriv --reuid=postgres --regid="$(id -g postgres)" --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+ensure_moto_venv() {
+  if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+    return
+  fi
+  echo "==> installing moto[server]==$MOTO_VERSION into $VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv failed: apt-get install python3-venv"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    || die "pip could not install moto[server]==$MOTO_VERSION"
+}
+
+start_postgres() {
+  PG_DATA="$WORK/pg"
+  PG_PORT="$(free_port)"
+  mkdir -p "$PG_DATA"
+  [ "$(id -u)" = 0 ] && chown postgres "$WORK" "$PG_DATA"
+  as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1 \
+    || { cat "$WORK/initdb.log"; die "initdb failed"; }
+  # TLS is required for TCP clients, as on RDS (rds.force_ssl): the app must speak it.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+    -keyout "$PG_DATA/server.key" -out "$PG_DATA/server.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  chmod 600 "$PG_DATA/server.key"
+  [ "$(id -u)" = 0 ] && chown postgres "$PG_DATA/server.key" "$PG_DATA/server.crt"
+  cat >>"$PG_DATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DATA'
+ssl = on
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  cat >"$PG_DATA/pg_hba.conf" <<HBA
+local   all all              trust
+hostssl all all 127.0.0.1/32 trust
+HBA
+  as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg.log" -w -t 60 start >/dev/null \
+    || { cat "$WORK/pg.log"; die "PostgreSQL did not start"; }
+  GALLERY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=require"
+}
+
+start_moto() {
+  local port
+  port="$(free_port)"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$WORK/moto.log" 2>&1 &
+  PIDS+=("$!")
+  GALLERY_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('$GALLERY_TEST_S3_ENDPOINT/moto-api/')" 2>/dev/null; then
+      return
+    fi
+    sleep 0.1
+  done
+  cat "$WORK/moto.log"
+  die "moto server did not start on port $port"
+}
