@@ -4,7 +4,7 @@ CREATE TABLE users (
     username      TEXT NOT NULL UNIQUE,
     full_name     TEXT NOT NULL,
     password_hash TEXT NOT NULL,
-    is_admin      BOOLEAN NOT NULL DEFAULT FALSE,
+    is_admin      INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
     session_epoch INTEGER NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL
 );

@@ -1,5 +1,6 @@
 //! Login throttling per username and per client address: after `max_failures` failed
-//! attempts in the window, further attempts get 429 until the window ends.
+//! attempts on one username (or four times that from one address, which may be a whole
+//! office behind NAT) in the window, further attempts get 429 until the window ends.
 
 use std::net::IpAddr;
 
@@ -18,8 +19,11 @@ fn window_ms(state: &AppState) -> i64 {
 
 /// Refuse with 429 (and Retry-After) while either key is locked out.
 pub async fn check(state: &AppState, username: &str, client: IpAddr) -> AppResult<()> {
-    let max = i64::from(state.config.throttle.max_failures);
-    for key in keys(username, client) {
+    let per_user = i64::from(state.config.throttle.max_failures);
+    for (key, max) in keys(username, client)
+        .into_iter()
+        .zip([per_user, per_user * 4])
+    {
         if let Some((failures, until)) =
             throttle::current(&state.db, &key, window_ms(state)).await?
         {

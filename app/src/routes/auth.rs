@@ -21,7 +21,15 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_form(session: Session, Query(q): Query<NextQuery>) -> AppResult<Response> {
+pub async fn login_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
+    // Sessions live in the database: say so plainly instead of failing on the session save.
+    if !state.health.is_migrated() {
+        return Err(AppError::Unavailable);
+    }
     Ok(Page::ok(LoginPage {
         nav: None,
         csrf: csrf::token(&session).await?,

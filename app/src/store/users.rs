@@ -29,29 +29,38 @@ pub struct NewUser<'a> {
     pub is_admin: bool,
 }
 
-const USER_COLUMNS: &str = "id, username, full_name, is_admin, session_epoch";
+/// sqlx's `Any` driver can't decode SQLite booleans, so the flag is read as an integer
+/// on both backends.
+const ADMIN_FLAG: &str = "CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin";
+const USER_COLUMNS: &str = "id, username, full_name, session_epoch";
+
+fn flag(row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error> {
+    Ok(row.try_get::<i64, _>("is_admin")? != 0)
+}
 
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
         full_name: row.try_get("full_name")?,
-        is_admin: row.try_get("is_admin")?,
+        is_admin: flag(row)?,
         session_epoch: row.try_get("session_epoch")?,
     })
 }
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS}, {ADMIN_FLAG} FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
     row.as_ref().map(user_from).transpose()
 }
 
 pub async fn by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        "SELECT {USER_COLUMNS}, {ADMIN_FLAG} FROM users WHERE username = $1"
     ))
     .bind(username)
     .fetch_optional(&db.pool)
@@ -62,7 +71,7 @@ pub async fn by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Erro
 /// The user and their password hash, for login.
 pub async fn credentials(db: &Db, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+        "SELECT {USER_COLUMNS}, {ADMIN_FLAG}, password_hash FROM users WHERE username = $1"
     ))
     .bind(username)
     .fetch_optional(&db.pool)
@@ -75,7 +84,8 @@ pub async fn credentials(db: &Db, username: &str) -> Result<Option<(User, String
 
 pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT u.id, u.username, u.full_name, u.is_admin, COUNT(i.id) AS image_count \
+        "SELECT u.id, u.username, u.full_name, CASE WHEN u.is_admin THEN 1 ELSE 0 END AS is_admin, \
+         COUNT(i.id) AS image_count \
          FROM users u LEFT JOIN images i ON i.owner_id = u.id \
          GROUP BY u.id, u.username, u.full_name, u.is_admin \
          ORDER BY u.username",
@@ -88,7 +98,7 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> 
                 id: row.try_get("id")?,
                 username: row.try_get("username")?,
                 full_name: row.try_get("full_name")?,
-                is_admin: row.try_get("is_admin")?,
+                is_admin: flag(row)?,
                 image_count: row.try_get("image_count")?,
             })
         })
@@ -221,7 +231,7 @@ async fn lock_admins(
     id: i64,
 ) -> Result<Option<(bool, i64)>, sqlx::Error> {
     let rows = sqlx::query(
-        "UPDATE users SET session_epoch = session_epoch WHERE is_admin OR id = $1 RETURNING id, is_admin",
+        "UPDATE users SET session_epoch = session_epoch WHERE is_admin OR id = $1 RETURNING id, CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin",
     )
     .bind(id)
     .fetch_all(&mut *conn)
@@ -230,7 +240,7 @@ async fn lock_admins(
     let mut others = 0;
     for row in &rows {
         let row_id: i64 = row.try_get("id")?;
-        let admin: bool = row.try_get("is_admin")?;
+        let admin = flag(row)?;
         if row_id == id {
             target = Some(admin);
         } else if admin {

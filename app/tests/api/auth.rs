@@ -1,0 +1,420 @@
+//! Login, logout, sessions, CSRF and throttling.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+async fn every_private_page_redirects_to_login(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let c = app.client();
+    for path in [
+        "/",
+        "/gallery",
+        "/upload",
+        "/admin",
+        "/admin/users/new",
+        "/images/abc",
+        "/images/abc/thumb",
+    ] {
+        let r = app.get(&c, path).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        assert_eq!(location(&r), format!("/login?next={next}"), "{path}");
+    }
+    for path in ["/login", "/healthz", "/readyz", "/static/app.css"] {
+        assert_eq!(app.get(&c, path).await.status(), StatusCode::OK, "{path}");
+    }
+}
+
+async fn wrong_password_and_unknown_user_get_the_same_401(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let c = app.client();
+    let wrong = login(&app.base, &c, "admin", "not-the-password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong = wrong.text().await.unwrap();
+    let unknown = login(&app.base, &c, "nobody", "not-the-password").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let unknown = unknown.text().await.unwrap();
+    assert!(wrong.contains("Invalid username or password."));
+    assert!(unknown.contains("Invalid username or password."));
+    // Still logged out.
+    assert_eq!(app.get(&c, "/").await.status(), StatusCode::SEE_OTHER);
+}
+
+async fn login_goes_where_the_user_was_headed_on_this_site_only(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let c = app.client();
+    let html = app.page(&c, "/login?next=%2Fupload").await;
+    assert!(html.contains("name=\"next\" value=\"/upload\""));
+    let token = csrf_in(&html);
+    let r = app
+        .post_form(
+            &c,
+            "/login",
+            &[
+                ("csrf", &token),
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+                ("next", "/upload"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), "/upload");
+
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let c = app.client();
+        let token = app.csrf(&c, "/login").await;
+        let r = app
+            .post_form(
+                &c,
+                "/login",
+                &[
+                    ("csrf", &token),
+                    ("username", "admin"),
+                    ("password", ADMIN_PASSWORD),
+                    ("next", evil),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&r), "/", "next={evil}");
+    }
+}
+
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.strip_prefix("gallery_session=")
+            .map(|rest| rest.split(';').next().unwrap_or_default().to_string())
+    })
+}
+
+async fn session_id_is_rotated_at_login_and_fixation_fails(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // An attacker obtains a pre-login session id...
+    let r = plain.get(app.url("/login")).send().await.unwrap();
+    let planted = session_cookie(&r).expect("login page sets a session cookie");
+    let token = csrf_in(&r.text().await.unwrap());
+    // ...the victim logs in with it...
+    let r = plain
+        .post(app.url("/login"))
+        .header("cookie", format!("gallery_session={planted}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let fresh = session_cookie(&r).expect("login sets a new session cookie");
+    assert_ne!(fresh, planted, "the session id must change at login");
+    // ...and the planted id is worth nothing.
+    let r = plain
+        .get(app.url("/"))
+        .header("cookie", format!("gallery_session={planted}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = plain
+        .get(app.url("/"))
+        .header("cookie", format!("gallery_session={fresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+async fn logout_destroys_the_session_on_the_server(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = plain.get(app.url("/login")).send().await.unwrap();
+    let first = session_cookie(&r).unwrap();
+    let token = csrf_in(&r.text().await.unwrap());
+    let r = plain
+        .post(app.url("/login"))
+        .header("cookie", format!("gallery_session={first}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = format!("gallery_session={}", session_cookie(&r).unwrap());
+    let home = plain
+        .get(app.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    let token = csrf_in(&home.text().await.unwrap());
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM sessions").await, 1);
+
+    let r = plain
+        .post(app.url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login");
+    // Replaying the old cookie (as a thief would) no longer works: the record is gone.
+    let r = plain
+        .get(app.url("/gallery"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM sessions").await, 0);
+}
+
+async fn state_changes_without_csrf_token_are_refused(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let admin = app.admin().await;
+    let r = app.post_form(&admin, "/logout", &[]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .post_form(&admin, "/logout", &[("csrf", "forged")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&admin, "/").await.status(),
+        StatusCode::OK,
+        "still logged in"
+    );
+
+    let r = app
+        .post_form(
+            &admin,
+            "/admin/users",
+            &[
+                ("username", "eve"),
+                ("password", "password123"),
+                ("full_name", "Eve"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM users").await, 1);
+
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(photo("rocket.jpg")).file_name("rocket.jpg"),
+    );
+    let r = admin
+        .post(app.url("/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(app.data.objects().await.is_empty());
+
+    // Login too: a cross-site form can't log a victim into the attacker's account.
+    let fresh = app.client();
+    let r = app
+        .post_form(
+            &fresh,
+            "/login",
+            &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+async fn failed_logins_are_throttled_per_user_and_reset(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        &["--login-max-failures", "3", "--login-lockout-secs", "4"],
+    )
+    .await;
+    let c = app.client();
+    for _ in 0..3 {
+        assert_eq!(
+            login(&app.base, &c, "admin", "wrong-password")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = login(&app.base, &c, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=4).contains(&retry), "retry-after {retry}");
+    // Other usernames from this client still get answers, until the per-client limit
+    // (4x the per-user one) catches a spray across many names.
+    for i in 0..9 {
+        assert_eq!(
+            login(&app.base, &c, &format!("user{i}"), "wrong")
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&app.base, &c, "another", "wrong").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Both windows end and the right password works again.
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+    assert_eq!(
+        login(&app.base, &c, "admin", ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn cookies_are_httponly_samesite_and_secure_behind_https(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let r = app.get(&app.client(), "/login").await;
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not set Secure: {cookie}"
+    );
+
+    let app = TestApp::spawn_with(b, &["--public-url", "https://gallery.example.org"]).await;
+    let r = app.get(&app.client(), "/login").await;
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(r.headers().contains_key("strict-transport-security"));
+}
+
+async fn security_headers_are_on_every_page(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let admin = app.admin().await;
+    for path in ["/login", "/", "/gallery", "/admin", "/nonexistent"] {
+        let r = app.get(&admin, path).await;
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(
+            h["cache-control"], "no-store",
+            "{path}: private pages must not be cached"
+        );
+    }
+}
+
+async fn home_greets_by_full_name_and_links_admin_only_for_admins(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let admin = app.admin().await;
+    let r = app
+        .create_user(
+            &admin,
+            "mallory",
+            PASSWORD,
+            "<script>alert(1)</script> Mallory",
+            false,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    let html = app.page(&admin, "/").await;
+    assert!(html.contains("Hello, Administrator"));
+    assert!(html.contains("href=\"/admin\""));
+    assert!(
+        html.contains("href=\"/gallery\"")
+            && html.contains("href=\"/upload\"")
+            && html.contains("action=\"/logout\"")
+    );
+
+    let m = app.client();
+    assert_eq!(
+        login(&app.base, &m, "mallory", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let html = app.page(&m, "/").await;
+    assert!(
+        !html.contains("<script>alert(1)</script>"),
+        "full name must be escaped"
+    );
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62; Mallory")
+            || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("href=\"/admin\""));
+    // And in the admin list.
+    let html = app.page(&admin, "/admin").await;
+    assert!(!html.contains("<script>alert(1)</script>"));
+}
+
+async fn sql_metacharacters_are_data(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let admin = app.admin().await;
+    let name = "O'Brien\"; DROP TABLE users; --";
+    assert_eq!(
+        app.create_user(&admin, "obrien", PASSWORD, name, false)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let c = app.client();
+    assert_eq!(
+        login(&app.base, &c, "admin' OR '1'='1", "x' OR '1'='1")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM users").await, 2);
+    assert_eq!(
+        app.data
+            .query_strings("SELECT full_name FROM users WHERE username = 'obrien'")
+            .await,
+        vec![name.to_string()]
+    );
+}
+
+both_backends!(
+    every_private_page_redirects_to_login,
+    wrong_password_and_unknown_user_get_the_same_401,
+    login_goes_where_the_user_was_headed_on_this_site_only,
+    session_id_is_rotated_at_login_and_fixation_fails,
+    logout_destroys_the_session_on_the_server,
+    state_changes_without_csrf_token_are_refused,
+    failed_logins_are_throttled_per_user_and_reset,
+    cookies_are_httponly_samesite_and_secure_behind_https,
+    security_headers_are_on_every_page,
+    home_greets_by_full_name_and_links_admin_only_for_admins,
+    sql_metacharacters_are_data,
+);

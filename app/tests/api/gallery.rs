@@ -1,0 +1,214 @@
+//! The gallery grid, the image page, image delivery and deleting images.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+async fn empty_gallery_links_to_upload(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let html = app.page(&alice, "/gallery").await;
+    assert!(html.contains("No images yet") && html.contains("href=\"/upload\""));
+    assert!(!html.contains("class=\"grid\""));
+}
+
+async fn gallery_is_newest_first_lazy_and_paginated(b: Backend) {
+    let app = TestApp::spawn_with(b, &["--page-size", "2"]).await;
+    let alice = app.user("alice").await;
+    for name in ["first.jpg", "second.jpg", "third.jpg"] {
+        assert_eq!(
+            app.upload(&alice, &[(name, photo("rocket.jpg"))])
+                .await
+                .status(),
+            StatusCode::SEE_OTHER
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let html = app.page(&alice, "/gallery").await;
+    assert!(html.contains("loading=\"lazy\""));
+    assert!(html.contains("Page 1 of 2") && html.contains("href=\"/gallery?page=2\""));
+    let third = html.find("third.jpg").unwrap();
+    let second = html.find("second.jpg").unwrap();
+    assert!(third < second, "newest first");
+    assert!(!html.contains("first.jpg"));
+    let page2 = app.page(&alice, "/gallery?page=2").await;
+    assert!(page2.contains("first.jpg") && page2.contains("href=\"/gallery?page=1\""));
+    assert_eq!(
+        app.get(&alice, "/gallery?page=zero").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    // The page never inlines image bytes.
+    assert!(!html.contains("base64"));
+}
+
+async fn image_page_shows_details_neighbours_and_delete(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    for name in ["older.jpg", "middle.png", "newer.webp"] {
+        let bytes = match name {
+            "older.jpg" => photo("rocket.jpg"),
+            "middle.png" => photo("camera.png"),
+            _ => photo("rocket.webp"),
+        };
+        app.upload(&alice, &[(name, bytes)]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let ids = app.gallery_ids(&alice, "/gallery").await;
+    assert_eq!(ids.len(), 3);
+    let html = app.page(&alice, &format!("/images/{}", ids[1])).await;
+    assert!(html.contains("<h1>middle.png</h1>"));
+    assert!(
+        html.contains("image/png") && html.contains("512 × 512") && html.contains("136 KB"),
+        "{html}"
+    );
+    assert!(html.contains(" UTC"), "upload date");
+    assert!(html.contains(&format!("src=\"/images/{}/original\"", ids[1])));
+    assert!(html.contains(&format!("href=\"/images/{}\" rel=\"prev\"", ids[0])));
+    assert!(html.contains(&format!("href=\"/images/{}\" rel=\"next\"", ids[2])));
+    assert!(html.contains(&format!("action=\"/images/{}/delete\"", ids[1])));
+    let newest = app.page(&alice, &format!("/images/{}", ids[0])).await;
+    assert!(!newest.contains("rel=\"prev\""));
+}
+
+async fn deleting_an_image_removes_its_row_and_objects(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    app.upload(
+        &alice,
+        &[
+            ("a.jpg", photo("rocket.jpg")),
+            ("b.png", photo("camera.png")),
+        ],
+    )
+    .await;
+    let ids = app.gallery_ids(&alice, "/gallery").await;
+    let token = app.csrf(&alice, &format!("/images/{}", ids[0])).await;
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/images/{}/delete", ids[0]),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/gallery");
+    let keys = app.data.objects().await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| k.contains(&ids[1])), "{keys:?}");
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM images").await, 1);
+    assert_eq!(
+        app.get(&alice, &format!("/images/{}", ids[0]))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Deleting again is a clean 404, not an error.
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/images/{}/delete", ids[0]),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn another_users_image_is_404_everywhere(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.upload(&alice, &[("private.jpg", photo("rocket.jpg"))])
+        .await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    for path in [
+        format!("/images/{id}"),
+        format!("/images/{id}/original"),
+        format!("/images/{id}/thumb"),
+    ] {
+        assert_eq!(
+            app.get(&bob, &path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let token = app.csrf(&bob, "/gallery").await;
+    let r = app
+        .post_form(&bob, &format!("/images/{id}/delete"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.data.objects().await.len(), 2);
+    assert!(app.gallery_ids(&bob, "/gallery").await.is_empty());
+    // Even an admin can't browse someone else's images.
+    let admin = app.admin().await;
+    assert_eq!(
+        app.get(&admin, &format!("/images/{id}/original"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn images_are_delivered_typed_cached_and_not_sniffable(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    app.upload(&alice, &[("r.webp", photo("rocket.webp"))])
+        .await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+
+    let r = app.get(&alice, &format!("/images/{id}/original")).await;
+    match b {
+        Backend::Sqlite => {
+            assert_eq!(r.status(), StatusCode::OK);
+            let h = r.headers().clone();
+            assert_eq!(h["content-type"], "image/webp");
+            assert_eq!(h["x-content-type-options"], "nosniff");
+            assert_eq!(h["cache-control"], "private, max-age=31536000, immutable");
+            let etag = h["etag"].to_str().unwrap().to_string();
+            assert_eq!(r.bytes().await.unwrap().to_vec(), photo("rocket.webp"));
+            let r = alice
+                .get(app.url(&format!("/images/{id}/original")))
+                .header("if-none-match", &etag)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+            let thumb = app.get(&alice, &format!("/images/{id}/thumb")).await;
+            assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+            assert_ne!(thumb.headers()["etag"].to_str().unwrap(), etag);
+        }
+        Backend::Postgres => {
+            // Bytes don't flow through the server: a redirect to a short-lived presigned URL.
+            assert_eq!(r.status(), StatusCode::FOUND);
+            let target = location(&r);
+            let endpoint = app.data.s3_endpoint.clone().unwrap();
+            assert!(target.starts_with(&endpoint), "{target}");
+            assert!(
+                target.contains("X-Amz-Signature") && target.contains("X-Amz-Expires"),
+                "{target}"
+            );
+            let cache = r.headers()["cache-control"].to_str().unwrap();
+            assert!(cache.starts_with("private, max-age="), "{cache}");
+            let csp = r.headers()["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains(&format!("img-src 'self' {endpoint}")), "{csp}");
+            let fetched = reqwest::get(&target).await.unwrap();
+            assert_eq!(fetched.status(), StatusCode::OK);
+            assert_eq!(fetched.headers()["content-type"], "image/webp");
+            assert_eq!(
+                fetched.bytes().await.unwrap().to_vec(),
+                photo("rocket.webp")
+            );
+            // The same image keeps the same URL for a while, so browsers can cache it.
+            let again = app.get(&alice, &format!("/images/{id}/original")).await;
+            assert_eq!(location(&again), target);
+        }
+    }
+}
+
+both_backends!(
+    empty_gallery_links_to_upload,
+    gallery_is_newest_first_lazy_and_paginated,
+    image_page_shows_details_neighbours_and_delete,
+    deleting_an_image_removes_its_row_and_objects,
+    another_users_image_is_404_everywhere,
+    images_are_delivered_typed_cached_and_not_sniffable,
+);

@@ -1,0 +1,15 @@
+//! Integration tests: the real server on port 0 over real HTTP, each test run against
+//! both backends (SQLite + disk, Postgres + S3 on the moto emulator).
+//! Run through `scripts/test`, which starts Postgres and moto.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+#[macro_use]
+mod helpers;
+
+mod admin;
+mod auth;
+mod gallery;
+mod health;
+mod processes;
+mod upload;

@@ -1,0 +1,321 @@
+//! The real `gallery` binary: several processes on one database, SIGTERM draining,
+//! configuration errors and the `users` CLI.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gallery");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_server(data: &Data, extra: &[&str]) -> Server {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(data.args())
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--admin-password",
+            ADMIN_PASSWORD,
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gallery binary");
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn a_session_made_on_one_instance_works_on_another(b: Backend) {
+    let data = Data::new(b).await;
+    // Both start at once on an empty database: migrations and the first admin must not clash.
+    let one = spawn_server(&data, &[]);
+    let two = spawn_server(&data, &[]);
+    wait_ready(&one.base).await;
+    wait_ready(&two.base).await;
+    assert_eq!(data.count("SELECT COUNT(*) FROM users").await, 1);
+
+    let c = browser();
+    assert_eq!(
+        login(&one.base, &c, "admin", ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let r = c.get(format!("{}/", two.base)).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the session from instance one is valid on instance two"
+    );
+    assert!(r.text().await.unwrap().contains("Hello, Administrator"));
+    // A form rendered by one instance posts fine to the other (CSRF token lives in the session).
+    let html = c
+        .get(format!("{}/", one.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = c
+        .post(format!("{}/logout", two.base))
+        .form(&[("csrf", csrf_in(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.get(format!("{}/", one.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER,
+        "logged out on both"
+    );
+}
+
+async fn sigterm_reports_not_ready_keeps_serving_then_exits(b: Backend) {
+    let data = Data::new(b).await;
+    let mut server = spawn_server(&data, &["--drain-secs", "2"]);
+    wait_ready(&server.base).await;
+    let c = browser();
+    assert_eq!(
+        login(&server.base, &c, "admin", ADMIN_PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let pid = server.child.id().to_string();
+    let killed = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = c
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready at once"
+    );
+    assert_eq!(
+        c.get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let r = c
+        .get(format!("{}/gallery", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "requests are still served while draining"
+    );
+
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "server did not stop after draining"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "stopped before the drain period ended"
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_startup_and_names_it() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--storage", "ftp://nowhere", "serve"],
+            "--storage (GALLERY_STORAGE)",
+        ),
+        (
+            &["--database-url", "mysql://x", "serve"],
+            "--database-url (GALLERY_DATABASE_URL)",
+        ),
+        (
+            &["serve", "--bind", "not-an-address"],
+            "--bind (GALLERY_BIND)",
+        ),
+        (
+            &["serve", "--admin-password", "short"],
+            "--admin-password (GALLERY_ADMIN_PASSWORD)",
+        ),
+        (
+            &["serve", "--public-url", "ftp://x"],
+            "--public-url (GALLERY_PUBLIC_URL)",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    // Every setting shows its environment variable in --help.
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in [
+        "GALLERY_BIND",
+        "GALLERY_PUBLIC_URL",
+        "GALLERY_ADMIN_PASSWORD",
+        "GALLERY_DATABASE_URL",
+        "GALLERY_STORAGE",
+        "GALLERY_MAX_UPLOAD_BYTES",
+        "GALLERY_MAX_PIXELS",
+    ] {
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+}
+
+fn cli(data: &Data, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(data.args())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn users_can_be_managed_from_the_shell(b: Backend) {
+    let data = Data::new(b).await;
+    let (ok, _, err) = cli(
+        &data,
+        &[
+            "users",
+            "add",
+            "carol",
+            "--full-name",
+            "Carol Danvers",
+            "--admin",
+        ],
+        "carol-password\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        &data,
+        &["users", "add", "carol", "--full-name", "Again"],
+        "carol-password\n",
+    );
+    assert!(!ok && err.contains("already taken"), "{err}");
+    let (ok, _, err) = cli(
+        &data,
+        &["users", "add", "dave", "--full-name", "Dave"],
+        "short\n",
+    );
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let (ok, out, _) = cli(&data, &["users", "list"], "");
+    assert!(
+        ok && out.contains("carol") && out.contains("Carol Danvers") && out.contains("yes"),
+        "{out}"
+    );
+
+    let (ok, _, err) = cli(
+        &data,
+        &["users", "add", "erin", "--full-name", "Erin"],
+        "erin-password\n",
+    );
+    assert!(ok, "{err}");
+
+    // The server started on a database with users creates no first admin of its own.
+    let app = TestApp::start_on(&data, &[]).await;
+    assert_eq!(data.count("SELECT COUNT(*) FROM users").await, 2);
+    let c = browser();
+    assert_eq!(
+        login(&app, &c, "erin", "erin-password").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (ok, _, err) = cli(&data, &["users", "passwd", "erin"], "another-password\n");
+    assert!(ok, "{err}");
+    assert_eq!(
+        c.get(format!("{app}/")).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "passwd ends sessions"
+    );
+    assert_eq!(
+        login(&app, &browser(), "erin", "another-password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let (ok, _, err) = cli(&data, &["users", "delete", "erin"], "");
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, _, err) = cli(&data, &["users", "delete", "erin", "--yes"], "");
+    assert!(ok, "{err}");
+    assert_eq!(
+        data.count("SELECT COUNT(*) FROM users WHERE username = 'erin'")
+            .await,
+        0
+    );
+    let (ok, _, err) = cli(&data, &["users", "delete", "carol", "--yes"], "");
+    assert!(!ok && err.contains("last administrator"), "{err}");
+}
+
+both_backends!(
+    a_session_made_on_one_instance_works_on_another,
+    sigterm_reports_not_ready_keeps_serving_then_exits,
+    users_can_be_managed_from_the_shell,
+);

@@ -1,0 +1,281 @@
+//! Uploading: storage layout, content sniffing, limits, orientation, and that every
+//! rejected upload leaves no row and no object.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+async fn assert_nothing_stored(app: &TestApp) {
+    assert_eq!(
+        app.data.count("SELECT COUNT(*) FROM images").await,
+        0,
+        "no image rows"
+    );
+    assert!(
+        app.data.objects().await.is_empty(),
+        "no objects: {:?}",
+        app.data.objects().await
+    );
+}
+
+async fn upload_page_offers_a_multiple_file_picker(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let html = app.page(&alice, "/upload").await;
+    assert!(
+        html.contains("type=\"file\"")
+            && html.contains("multiple")
+            && html.contains("enctype=\"multipart/form-data\"")
+    );
+    assert!(
+        html.contains("/static/upload.js"),
+        "drag-and-drop enhancement"
+    );
+}
+
+async fn several_images_in_one_submit_land_in_the_users_folder(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let r = app
+        .upload(
+            &alice,
+            &[
+                ("Rocket launch.jpg", photo("rocket.jpg")),
+                ("camera.png", photo("camera.png")),
+                ("cat.gif", photo("chelsea-animated.gif")),
+                ("rocket.webp", photo("rocket.webp")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/gallery");
+
+    let keys = app.data.objects().await;
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    let originals: Vec<_> = keys.iter().filter(|k| !k.contains(".thumb.")).collect();
+    for key in &originals {
+        let (folder, file) = key.split_once('/').unwrap();
+        assert_eq!(folder, "alice");
+        let (id, ext) = file.split_once('.').unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{key}");
+        assert!(["jpg", "png", "gif", "webp"].contains(&ext), "{key}");
+        let thumb_prefix = format!("alice/{id}.thumb.");
+        assert!(
+            keys.iter().any(|k| k.starts_with(&thumb_prefix)),
+            "thumbnail beside {key}"
+        );
+    }
+    // The original bytes are kept as uploaded; the name is only for display.
+    let jpg = originals.iter().find(|k| k.ends_with(".jpg")).unwrap();
+    assert_eq!(app.data.object_bytes(jpg).await, photo("rocket.jpg"));
+    let mut names = app
+        .data
+        .query_strings("SELECT original_name FROM images")
+        .await;
+    names.sort();
+    assert_eq!(
+        names,
+        ["Rocket launch.jpg", "camera.png", "cat.gif", "rocket.webp"]
+    );
+}
+
+async fn types_are_decided_by_content_not_name(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let r = app
+        .upload(
+            &alice,
+            &[("holiday.jpg", b"this is just text, not a JPEG".to_vec())],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("holiday.jpg") && body.contains("not a supported image type"),
+        "{body}"
+    );
+    let r = app
+        .upload(
+            &alice,
+            &[(
+                "page.png",
+                b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>".to_vec(),
+            )],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_nothing_stored(&app).await;
+
+    // A PNG named .jpg (and sent as image/jpeg) is stored and served as the PNG it is.
+    let r = app
+        .upload(&alice, &[("actually-png.jpg", photo("camera.png"))])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let keys = app.data.objects().await;
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(".png") && !k.contains(".thumb.")),
+        "{keys:?}"
+    );
+    assert_eq!(
+        app.data
+            .query_strings("SELECT content_type FROM images")
+            .await,
+        ["image/png"]
+    );
+}
+
+async fn truncated_jpeg_is_refused_and_leaves_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let whole = photo("rocket.jpg");
+    let r = app
+        .upload(&alice, &[("cut.jpg", whole[..whole.len() / 2].to_vec())])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("damaged or incomplete"));
+    assert_nothing_stored(&app).await;
+}
+
+async fn huge_dimensions_are_refused_from_the_header(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let r = app
+        .upload(&alice, &[("bomb.png", png_header_only(40_000, 40_000))])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("40000x40000") && body.contains("50000000"),
+        "{body}"
+    );
+    assert_nothing_stored(&app).await;
+}
+
+async fn oversize_request_is_413_and_leaves_nothing(b: Backend) {
+    let app = TestApp::spawn_with(b, &["--max-upload-bytes", "300000"]).await;
+    let alice = app.user("alice").await;
+    let r = app
+        .upload(
+            &alice,
+            &[
+                ("a.png", photo("camera.png")),
+                ("b.png", photo("camera.png")),
+                ("c.png", photo("camera.png")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.text().await.unwrap().contains("larger than the limit"));
+    assert_nothing_stored(&app).await;
+    // Under the limit is fine.
+    assert_eq!(
+        app.upload(&alice, &[("a.png", photo("camera.png"))])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn hostile_filenames_are_refused(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    for name in ["../../x.jpg", "..\\..\\x.jpg", "/etc/passwd.jpg"] {
+        let r = app.upload(&alice, &[(name, photo("rocket.jpg"))]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert!(r.text().await.unwrap().contains("bare file name"));
+    }
+    assert_nothing_stored(&app).await;
+    // An odd but harmless name is kept, and shown escaped.
+    let r = app
+        .upload(
+            &alice,
+            &[("<img src=x onerror=alert(1)>.jpg", photo("rocket.jpg"))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let html = app.page(&alice, &format!("/images/{id}")).await;
+    assert!(
+        !html.contains("<img src=x onerror"),
+        "filename must be escaped"
+    );
+}
+
+async fn one_bad_file_rejects_the_whole_upload(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let r = app
+        .upload(
+            &alice,
+            &[
+                ("good.jpg", photo("rocket.jpg")),
+                ("bad.jpg", b"nope".to_vec()),
+                ("good2.png", photo("camera.png")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.text().await.unwrap().contains("bad.jpg"));
+    assert_nothing_stored(&app).await;
+    let r = app.upload(&alice, &[]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn thumbnails_are_upright_small_and_carry_no_exif(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let original = photo("chelsea-exif-rot6.jpg");
+    assert!(
+        original.windows(4).any(|w| w == b"Exif"),
+        "fixture has EXIF"
+    );
+    let (raw_w, raw_h) = image::ImageReader::new(std::io::Cursor::new(&original))
+        .with_guessed_format()
+        .unwrap()
+        .into_dimensions()
+        .unwrap();
+    assert_eq!(
+        app.upload(&alice, &[("cat.jpg", original.clone())])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let keys = app.data.objects().await;
+    let thumb_key = keys.iter().find(|k| k.contains(".thumb.")).unwrap();
+    let thumb = app.data.object_bytes(thumb_key).await;
+    assert!(
+        !thumb.windows(4).any(|w| w == b"Exif"),
+        "thumbnail must not carry EXIF"
+    );
+    let t = image::load_from_memory(&thumb).unwrap();
+    // Orientation 6 is a quarter turn: the thumbnail's aspect is the original's, swapped.
+    assert_eq!(t.width().max(t.height()), raw_w.max(raw_h).min(400));
+    assert_eq!(
+        t.width() > t.height(),
+        raw_h > raw_w,
+        "thumb {}x{} raw {raw_w}x{raw_h}",
+        t.width(),
+        t.height()
+    );
+
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let html = app.page(&alice, &format!("/images/{id}")).await;
+    assert!(
+        html.contains(&format!("{raw_h} × {raw_w}")),
+        "displayed dimensions are upright"
+    );
+}
+
+both_backends!(
+    upload_page_offers_a_multiple_file_picker,
+    several_images_in_one_submit_land_in_the_users_folder,
+    types_are_decided_by_content_not_name,
+    truncated_jpeg_is_refused_and_leaves_nothing,
+    huge_dimensions_are_refused_from_the_header,
+    oversize_request_is_413_and_leaves_nothing,
+    hostile_filenames_are_refused,
+    one_bad_file_rejects_the_whole_upload,
+    thumbnails_are_upright_small_and_carry_no_exif,
+);
