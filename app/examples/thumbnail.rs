@@ -17,14 +17,17 @@ fn peak_rss_kib() -> u64 {
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or_else(|| anyhow::anyhow!("usage: thumbnail FILE [RUNS]"))?;
+    let path = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: thumbnail FILE [RUNS]"))?;
     let runs: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(5);
     let bytes = std::fs::read(&path)?;
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs {
         let start = Instant::now();
-        let out = gallery::media::process(&bytes, 50_000_000).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let out =
+            gallery::media::process(&bytes, 50_000_000).map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(start.elapsed().as_secs_f64() * 1000.0);
         last = Some(out);
     }
