@@ -34,10 +34,18 @@ pub fn router(state: AppState) -> Router {
                 .unwrap_or(time::Duration::hours(12)),
         ));
 
-    // Slack for the multipart framing around the files themselves.
     let upload_limit = state.config.limits.max_upload_bytes;
 
+    let upload = Router::new()
+        .route("/upload", get(upload::form).post(upload::submit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            upload::reject_oversize,
+        ))
+        .layer(DefaultBodyLimit::max(upload_limit));
+
     let pages = Router::new()
+        .merge(upload)
         .route("/", get(home::show))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
@@ -46,12 +54,6 @@ pub fn router(state: AppState) -> Router {
         .route("/images/{id}/delete", post(gallery::delete))
         .route("/images/{id}/original", get(images::original))
         .route("/images/{id}/thumb", get(images::thumbnail))
-        .route(
-            "/upload",
-            get(upload::form)
-                .post(upload::submit)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
         .route("/admin", get(admin::index))
         .route("/admin/users", post(admin::create))
         .route("/admin/users/new", get(admin::new_form))

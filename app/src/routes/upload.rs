@@ -1,9 +1,13 @@
 //! `/upload`: one or many images in one submit.
 
+use std::time::Duration;
+
 use axum::extract::multipart::MultipartError;
-use axum::extract::{Multipart, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
+use axum::extract::{Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::StreamExt;
 
 use crate::auth::{csrf, CurrentUser};
 use crate::domain::DisplayName;
@@ -14,6 +18,44 @@ use crate::templates::{human_size, Nav, Page, UploadPage};
 
 /// More parts than this in one form is abuse, not a photo album.
 const MAX_FILES: usize = 100;
+
+/// An upload whose Content-Length is over the limit is refused before anything is parsed.
+/// What the client is still sending is read and dropped (bounded in size and time) so it
+/// receives the 413 page instead of a connection reset.
+pub async fn reject_oversize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = state.config.limits.max_upload_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = declared.filter(|len| *len > limit as u64) else {
+        return next.run(request).await;
+    };
+    let cap = (limit as u64).saturating_mul(2).saturating_add(8 << 20);
+    if len <= cap {
+        let mut body = request.into_body().into_data_stream();
+        let mut read = 0u64;
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(chunk)) = body.next().await {
+                read += chunk.len() as u64;
+                if read >= len {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    AppError::PayloadTooLarge(format!(
+        "The upload is larger than the limit of {}.",
+        human_size(limit as i64)
+    ))
+    .into_response()
+}
 
 pub async fn form(
     State(state): State<AppState>,

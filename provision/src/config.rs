@@ -1,0 +1,348 @@
+//! `config.toml`: the stack's settings, parsed and checked before any AWS call.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    pub stack: StackSection,
+    pub network: NetworkSection,
+    pub app: AppSection,
+    pub database: DatabaseSection,
+    pub balancer: BalancerSection,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackSection {
+    pub name: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    pub vpc_cidr: String,
+    pub allowed_cidrs: Vec<String>,
+    #[serde(default)]
+    pub nat_gateway: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    pub port: u16,
+    pub instance_type: String,
+    #[serde(default)]
+    pub ami: String,
+    pub min_size: i32,
+    pub desired_capacity: i32,
+    pub max_size: i32,
+    pub health_check_grace_secs: i32,
+    pub admin_username: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub instance_class: String,
+    pub engine_version: String,
+    pub allocated_storage_gb: i32,
+    pub backup_retention_days: i32,
+    pub deletion_protection: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BalancerSection {
+    #[serde(default)]
+    pub certificate_arn: String,
+    pub health_check_path: String,
+    pub health_check_interval_secs: i32,
+    pub healthy_threshold: i32,
+    pub unhealthy_threshold: i32,
+    pub deregistration_delay_secs: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl StackConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: StackConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "config.toml".into(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name = &self.stack.name;
+        let name_ok = (2..=20).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok {
+            return Err(invalid(
+                "stack.name",
+                format!(
+                    "`{name}`: use 2-20 lower-case letters, digits and '-', starting with a letter"
+                ),
+            ));
+        }
+        let region_ok = self.stack.region.split('-').count() >= 3
+            && self
+                .stack
+                .region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !region_ok {
+            return Err(invalid(
+                "stack.region",
+                format!("`{}` is not a region like us-east-1", self.stack.region),
+            ));
+        }
+        let (_, prefix) =
+            parse_cidr(&self.network.vpc_cidr).map_err(|r| invalid("network.vpc_cidr", r))?;
+        if !(16..=20).contains(&prefix) {
+            return Err(invalid(
+                "network.vpc_cidr",
+                "the prefix must be /16 to /20 (four subnets are carved from it)",
+            ));
+        }
+        if self.network.allowed_cidrs.is_empty() {
+            return Err(invalid(
+                "network.allowed_cidrs",
+                "list at least one CIDR allowed to reach the load balancer",
+            ));
+        }
+        for cidr in &self.network.allowed_cidrs {
+            parse_cidr(cidr).map_err(|r| invalid("network.allowed_cidrs", r))?;
+        }
+        let a = &self.app;
+        if a.port < 1024 {
+            return Err(invalid(
+                "app.port",
+                "use an unprivileged port (1024 or higher)",
+            ));
+        }
+        if !a.instance_type.contains('.') {
+            return Err(invalid(
+                "app.instance_type",
+                format!(
+                    "`{}` is not an instance type like t3.small",
+                    a.instance_type
+                ),
+            ));
+        }
+        if !a.ami.is_empty() && !a.ami.starts_with("ami-") {
+            return Err(invalid(
+                "app.ami",
+                "leave empty for Amazon Linux 2023, or give an ami-... id",
+            ));
+        }
+        if a.min_size < 0
+            || a.max_size < 1
+            || a.min_size > a.desired_capacity
+            || a.desired_capacity > a.max_size
+        {
+            return Err(invalid(
+                "app.desired_capacity",
+                format!("need 0 <= min_size ({}) <= desired_capacity ({}) <= max_size ({}), max_size >= 1", a.min_size, a.desired_capacity, a.max_size),
+            ));
+        }
+        if a.health_check_grace_secs < 0 {
+            return Err(invalid(
+                "app.health_check_grace_secs",
+                "must not be negative",
+            ));
+        }
+        if a.admin_username.is_empty()
+            || !a
+                .admin_username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(invalid(
+                "app.admin_username",
+                "letters, digits, '.', '_' and '-' only",
+            ));
+        }
+        let d = &self.database;
+        if !d.instance_class.starts_with("db.") {
+            return Err(invalid(
+                "database.instance_class",
+                format!("`{}` is not a class like db.t4g.micro", d.instance_class),
+            ));
+        }
+        if !(20..=65536).contains(&d.allocated_storage_gb) {
+            return Err(invalid(
+                "database.allocated_storage_gb",
+                "must be 20 to 65536",
+            ));
+        }
+        if !(1..=35).contains(&d.backup_retention_days) {
+            return Err(invalid(
+                "database.backup_retention_days",
+                "backups stay on: 1 to 35 days",
+            ));
+        }
+        let b = &self.balancer;
+        if !b.certificate_arn.is_empty() && !b.certificate_arn.starts_with("arn:") {
+            return Err(invalid(
+                "balancer.certificate_arn",
+                "must be an ACM certificate ARN or empty",
+            ));
+        }
+        if !b.health_check_path.starts_with('/') {
+            return Err(invalid("balancer.health_check_path", "must start with /"));
+        }
+        if !(5..=300).contains(&b.health_check_interval_secs) {
+            return Err(invalid(
+                "balancer.health_check_interval_secs",
+                "must be 5 to 300",
+            ));
+        }
+        if !(2..=10).contains(&b.healthy_threshold) || !(2..=10).contains(&b.unhealthy_threshold) {
+            return Err(invalid(
+                "balancer.healthy_threshold",
+                "thresholds must be 2 to 10",
+            ));
+        }
+        if !(0..=3600).contains(&b.deregistration_delay_secs) {
+            return Err(invalid(
+                "balancer.deregistration_delay_secs",
+                "must be 0 to 3600",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The four subnets carved from the VPC: public a/b then private a/b, each a quarter.
+    pub fn subnet_cidrs(&self) -> [String; 4] {
+        let (base, prefix) =
+            parse_cidr(&self.network.vpc_cidr).unwrap_or((Ipv4Addr::new(10, 42, 0, 0), 16));
+        let sub = prefix + 2;
+        let step = 1u32 << (32 - sub);
+        let start = u32::from(base);
+        std::array::from_fn(|i| format!("{}/{sub}", Ipv4Addr::from(start + step * i as u32)))
+    }
+
+    pub fn https(&self) -> bool {
+        !self.balancer.certificate_arn.is_empty()
+    }
+}
+
+fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u32), String> {
+    let (ip, prefix) = cidr
+        .split_once('/')
+        .ok_or_else(|| format!("`{cidr}` is not a CIDR like 10.0.0.0/16"))?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("`{cidr}`: bad address"))?;
+    let prefix: u32 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| format!("`{cidr}`: bad prefix"))?;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    if u32::from(ip) & !mask != 0 {
+        return Err(format!("`{cidr}`: address has bits set beyond the prefix"));
+    }
+    Ok((ip, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const EXAMPLE: &str = include_str!("../../config.toml");
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let c = StackConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(
+            c.subnet_cidrs(),
+            [
+                "10.42.0.0/18",
+                "10.42.64.0/18",
+                "10.42.128.0/18",
+                "10.42.192.0/18"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        for (from, to, setting) in [
+            ("name = \"gallery\"", "name = \"Bad_Name\"", "stack.name"),
+            (
+                "vpc_cidr = \"10.42.0.0/16\"",
+                "vpc_cidr = \"10.42.0.0/8\"",
+                "network.vpc_cidr",
+            ),
+            (
+                "desired_capacity = 2",
+                "desired_capacity = 9",
+                "app.desired_capacity",
+            ),
+            (
+                "backup_retention_days = 7",
+                "backup_retention_days = 0",
+                "database.backup_retention_days",
+            ),
+            ("port = 8080", "port = 80", "app.port"),
+        ] {
+            let err = StackConfig::parse(&EXAMPLE.replace(from, to))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(setting), "{err}");
+        }
+        let err = StackConfig::parse(&format!("{EXAMPLE}\n[extra]\nx = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("extra"), "{err}");
+    }
+}

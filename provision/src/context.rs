@@ -1,0 +1,127 @@
+//! The context of one run: settings, clients, tags, what has been found or created so far,
+//! and the progress printer.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::anyhow;
+
+use crate::aws::{Clients, Timing};
+use crate::config::StackConfig;
+
+pub const STACK_TAG: &str = "gallery:stack";
+/// Which of several same-kind resources this is (`public-a`, `app`, ...).
+pub const ROLE_TAG: &str = "gallery:role";
+
+/// `Plan` only reads and reports; `Apply` changes AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+/// Ids of the stack's resources, filled in as nodes find or create them.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Outputs {
+    pub account: String,
+    pub azs: Vec<String>,
+    pub vpc: Option<String>,
+    pub public_subnets: Vec<String>,
+    pub private_subnets: Vec<String>,
+    pub igw: Option<String>,
+    pub nat: Option<String>,
+    pub public_route_table: Option<String>,
+    pub private_route_table: Option<String>,
+    pub lb_sg: Option<String>,
+    pub app_sg: Option<String>,
+    pub db_sg: Option<String>,
+    pub db_subnet_group: Option<String>,
+    pub db_secret_arn: Option<String>,
+    pub admin_secret_arn: Option<String>,
+    pub db_endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub role_arn: Option<String>,
+    pub instance_profile_arn: Option<String>,
+    pub target_group_arn: Option<String>,
+    pub load_balancer_arn: Option<String>,
+    pub load_balancer_dns: Option<String>,
+    pub launch_template_id: Option<String>,
+    pub launch_template_version: Option<i64>,
+    pub asg: Option<String>,
+}
+
+pub struct Ctx {
+    pub config: StackConfig,
+    pub aws: Clients,
+    pub mode: Mode,
+    pub timing: Timing,
+    pub out: Mutex<Outputs>,
+    started: Instant,
+    /// `--json`: keep stderr quiet of progress lines.
+    pub quiet: bool,
+}
+
+impl Ctx {
+    pub fn new(config: StackConfig, aws: Clients, mode: Mode, timing: Timing) -> Ctx {
+        Ctx {
+            config,
+            aws,
+            mode,
+            timing,
+            out: Mutex::new(Outputs::default()),
+            started: Instant::now(),
+            quiet: false,
+        }
+    }
+
+    pub fn stack(&self) -> &str {
+        &self.config.stack.name
+    }
+
+    /// `<stack>-<what>`: every resource's `Name`.
+    pub fn name(&self, what: &str) -> String {
+        format!("{}-{what}", self.stack())
+    }
+
+    pub fn planning(&self) -> bool {
+        self.mode == Mode::Plan
+    }
+
+    /// Read the outputs.
+    pub fn out(&self) -> Outputs {
+        self.out.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut Outputs)) {
+        if let Ok(mut o) = self.out.lock() {
+            f(&mut o);
+        }
+    }
+
+    /// A required output of an earlier node (the graph guarantees it ran first).
+    pub fn need<T>(
+        &self,
+        what: &str,
+        get: impl FnOnce(&Outputs) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        get(&self.out())
+            .ok_or_else(|| anyhow!("{what} is not known yet (an earlier step did not finish)"))
+    }
+
+    /// One progress line: elapsed time, resource, id, state.
+    pub fn progress(&self, resource: &str, id: &str, state: &str) {
+        if !self.quiet {
+            eprintln!(
+                "[{:>6.1}s] {resource:<22} {id:<40} {state}",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}
+
+/// A placeholder id used while planning for resources that don't exist yet.
+pub const PLANNED: &str = "(to be created)";

@@ -1,0 +1,601 @@
+//! `provision` against the moto AWS emulator started by `scripts/test`: the whole life of
+//! a stack, idempotence, crashes at many points, partial teardown, and the security rules.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use provision::aws::{CallLog, Clients, Timing};
+use provision::cli::{execute, Command};
+use provision::commands::{status, up};
+use provision::config::StackConfig;
+use provision::context::{Ctx, Mode};
+use provision::graph::{Change, Node};
+use provision::scan;
+
+fn endpoint() -> String {
+    std::env::var("GALLERY_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("GALLERY_TEST_AWS_ENDPOINT is not set: run the suite with `scripts/test`, which starts the moto AWS emulator (see README.md)")
+    })
+}
+
+fn timing() -> Timing {
+    Timing {
+        poll: Duration::from_millis(20),
+        dependency_timeout: Duration::from_secs(5),
+        wait_timeout: Duration::from_secs(30),
+        lock_lease: Duration::from_secs(1),
+    }
+}
+
+/// The shipped config.toml with a unique stack name.
+fn config(prefix: &str) -> StackConfig {
+    let mut c = StackConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config.toml"
+    )))
+    .unwrap();
+    c.stack.name = format!("{prefix}-{}", &uuid_like()[..6]);
+    c.validate().unwrap();
+    c
+}
+
+fn uuid_like() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+async fn clients(log: Arc<CallLog>) -> Clients {
+    Clients::new("us-east-1", Some(&endpoint()), log).await
+}
+
+async fn run(command: Command, config: &StackConfig) -> (anyhow::Result<i32>, Arc<CallLog>) {
+    run_with(command, config, Arc::new(CallLog::default())).await
+}
+
+async fn run_with(
+    command: Command,
+    config: &StackConfig,
+    log: Arc<CallLog>,
+) -> (anyhow::Result<i32>, Arc<CallLog>) {
+    let c = clients(log.clone()).await;
+    (execute(&command, config.clone(), c, timing()).await, log)
+}
+
+fn down(force: bool) -> Command {
+    Command::Down {
+        yes: true,
+        force,
+        skip_final_snapshot: false,
+    }
+}
+
+async fn ctx(config: &StackConfig) -> Ctx {
+    let c = Ctx::new(
+        config.clone(),
+        clients(Arc::new(CallLog::default())).await,
+        Mode::Plan,
+        timing(),
+    );
+    provision::commands::preflight(&c).await.unwrap();
+    c
+}
+
+/// Writes other than taking and releasing the stack lock.
+fn resource_writes(log: &CallLog) -> Vec<String> {
+    log.writes()
+        .into_iter()
+        .filter(|w| !w.starts_with("SSM:"))
+        .collect()
+}
+
+async fn planned_changes(config: &StackConfig) -> Vec<(Node, Change)> {
+    let planner = ctx(config).await;
+    let planned = up::plan(&planner).await.unwrap();
+    planned
+        .changes
+        .into_iter()
+        .filter(|(_, c)| c.is_change())
+        .collect()
+}
+
+/// How many of each kind of resource is tagged for the stack.
+async fn counts(config: &StackConfig) -> std::collections::BTreeMap<String, usize> {
+    let c = ctx(config).await;
+    let mut m = std::collections::BTreeMap::new();
+    for f in scan::tagged(&c).await.unwrap() {
+        *m.entry(f.kind).or_insert(0) += 1;
+    }
+    m
+}
+
+fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
+    [
+        ("vpc", 1),
+        ("subnet", 4),
+        ("internet-gateway", 1),
+        ("route-table", 2),
+        ("security-group", 3),
+        ("vpc-endpoint", 1),
+        ("launch-template", 1),
+        ("instance", desired),
+        ("load-balancer", 1),
+        ("target-group", 1),
+        ("database", 1),
+        ("db-subnet-group", 1),
+        ("secret", 2),
+        ("bucket", 1),
+        ("iam-role", 1),
+        ("instance-profile", 1),
+        ("auto-scaling-group", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
+    let mut config = config("life");
+    let (r, log) = run(Command::Up, &config).await;
+    assert_eq!(r.unwrap(), 0);
+    let full_up_calls = log.calls().len();
+    assert_eq!(counts(&config).await, complete_stack(2));
+
+    let c = ctx(&config).await;
+    let s = status::status(&c).await.unwrap();
+    assert!(
+        s.url.as_deref().unwrap().starts_with("http://"),
+        "{:?}",
+        s.url
+    );
+    assert_eq!(
+        s.targets.len(),
+        2,
+        "both instances registered in the target group"
+    );
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains("\"database\"") && json.contains("\"auto-scaling-group\""));
+
+    // A second `up` on the complete stack: no change, only reads, few calls.
+    let started = std::time::Instant::now();
+    let (r, log) = run(Command::Up, &config).await;
+    assert_eq!(r.unwrap(), 0);
+    let noop = started.elapsed();
+    assert!(
+        log.writes().is_empty(),
+        "a no-op up must only read: {:?}",
+        log.writes()
+    );
+    let calls = log.calls().len();
+    assert!(
+        calls <= 40,
+        "no-op up made {calls} calls: {:?}",
+        log.calls()
+    );
+    eprintln!(
+        "MEASURED full up: {full_up_calls} calls; no-op up: {calls} calls in {:.2}s",
+        noop.as_secs_f64()
+    );
+
+    // Change a setting: plan shows exactly that, up applies exactly that.
+    config.app.desired_capacity = 3;
+    let changed = planned_changes(&config).await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        matches!(&changed[0], (Node::AutoScalingGroup, Change::Update(d)) if d.contains("2/2/4 -> 2/3/4")),
+        "{changed:?}"
+    );
+    let (r, log) = run(Command::Up, &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_eq!(
+        resource_writes(&log),
+        ["Auto Scaling:UpdateAutoScalingGroup"],
+        "exactly that change"
+    );
+    assert_eq!(counts(&config).await["instance"], 3);
+
+    // Another: the instance type makes a new launch template version, and the group is
+    // pinned to its number.
+    config.app.instance_type = "t3.medium".into();
+    let changed = planned_changes(&config).await;
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert!(
+        matches!(&changed[0], (Node::LaunchTemplate, Change::Update(d)) if d.contains("instance type t3.small -> t3.medium")),
+        "{changed:?}"
+    );
+    assert!(
+        matches!(&changed[1], (Node::AutoScalingGroup, Change::Update(d)) if d.contains("version 1 -> 2")),
+        "{changed:?}"
+    );
+    let (r, log) = run(Command::Up, &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_eq!(
+        resource_writes(&log),
+        [
+            "EC2:CreateLaunchTemplateVersion",
+            "Auto Scaling:UpdateAutoScalingGroup"
+        ],
+        "exactly that change"
+    );
+    let c = ctx(&config).await;
+    let group = provision::fleet::find(&c).await.unwrap().unwrap();
+    assert_eq!(group.desired_capacity(), Some(3));
+    assert_eq!(
+        group.launch_template().and_then(|l| l.version()),
+        Some("2"),
+        "pinned to the new version number"
+    );
+    let (r, log) = run(Command::Up, &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert!(log.writes().is_empty(), "{:?}", log.writes());
+
+    // Deletion protection is honoured unless forced.
+    let (r, _) = run(down(false), &config).await;
+    let err = format!("{:#}", r.unwrap_err());
+    assert!(
+        err.contains("deletion protection")
+            && err.contains("--force")
+            && err.contains("nothing was deleted"),
+        "{err}"
+    );
+    assert_eq!(
+        counts(&config).await,
+        complete_stack(3),
+        "refused before touching anything"
+    );
+    let started = std::time::Instant::now();
+    let (r, log) = run(down(true), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    eprintln!(
+        "MEASURED down: {} calls in {:.2}s",
+        log.calls().len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        counts(&config).await.is_empty(),
+        "{:?}",
+        counts(&config).await
+    );
+    // A final snapshot was kept, with a timestamped name.
+    let snaps = c.aws.rds.describe_db_snapshots().send().await.unwrap();
+    let prefix = format!("{}-db-final-", config.stack.name);
+    assert!(snaps.db_snapshots().iter().any(|s| s
+        .db_snapshot_identifier()
+        .unwrap_or_default()
+        .starts_with(&prefix)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
+    // How many calls a whole run takes, to spread the kill points over it.
+    let reference = config("ref");
+    let (r, log) = run(Command::Up, &reference).await;
+    r.unwrap();
+    let total = log.calls().len();
+    run(down(true), &reference).await.0.unwrap();
+
+    let points: Vec<usize> = [1, 3, 8, 15, 25, 35, 50, 65, 80, 95]
+        .iter()
+        .map(|p| p * total / 100)
+        .filter(|k| *k > 0)
+        .collect();
+    let mut set = tokio::task::JoinSet::new();
+    for k in points {
+        set.spawn(async move {
+            let config = config("kill");
+            let (r, _) = run_with(Command::Up, &config, Arc::new(CallLog::with_budget(k))).await;
+            assert!(
+                r.is_err(),
+                "up with a budget of {k} calls should have been cut short"
+            );
+            // The dead run's lock lapses after one lease.
+            tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
+            let (r, _) = run(Command::Up, &config).await;
+            assert_eq!(
+                r.unwrap_or_else(|e| panic!("resume after {k} calls: {e:#}")),
+                0
+            );
+            assert_eq!(
+                counts(&config).await,
+                complete_stack(2),
+                "after a kill at call {k}"
+            );
+            run(down(true), &config).await.0.unwrap();
+            assert!(counts(&config).await.is_empty());
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_killed_midway_is_finished_by_the_next_down() {
+    let reference = config("dref");
+    run(Command::Up, &reference).await.0.unwrap();
+    let (r, log) = run(down(true), &reference).await;
+    r.unwrap();
+    let total = log.calls().len();
+
+    for pct in [10, 40, 70] {
+        let config = config("dkill");
+        run(Command::Up, &config).await.0.unwrap();
+        let k = pct * total / 100;
+        let (r, _) = run_with(down(true), &config, Arc::new(CallLog::with_budget(k))).await;
+        assert!(
+            r.is_err() || r.as_ref().is_ok_and(|c| *c != 0),
+            "down with {k} calls should not finish"
+        );
+        tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
+        let (r, _) = run(down(true), &config).await;
+        assert_eq!(r.unwrap(), 0, "second down after a kill at call {k}");
+        assert!(counts(&config).await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_completes_on_a_stack_missing_pieces() {
+    let config = config("holes");
+    run(Command::Up, &config).await.0.unwrap();
+    let c = ctx(&config).await;
+    // Pieces deleted by hand.
+    let lb = provision::balancer::find_load_balancer(&c)
+        .await
+        .unwrap()
+        .unwrap();
+    c.aws
+        .elb
+        .delete_load_balancer()
+        .load_balancer_arn(lb.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    c.aws
+        .secrets
+        .delete_secret()
+        .secret_id(format!("{}/admin", config.stack.name))
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let lt = c
+        .aws
+        .ec2
+        .describe_launch_templates()
+        .launch_template_names(format!("{}-app", config.stack.name))
+        .send()
+        .await
+        .unwrap();
+    c.aws
+        .ec2
+        .delete_launch_template()
+        .launch_template_id(lt.launch_templates()[0].launch_template_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let bucket = provision::bucket::name(&c);
+    // moto applies the TLS-only Deny to every object call (it ignores the condition);
+    // drop it to put objects, versions and a delete marker that `down` must clear.
+    c.aws
+        .s3
+        .delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    c.aws
+        .s3
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for body in ["one", "two"] {
+        c.aws
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key("alice/x.jpg")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    c.aws
+        .s3
+        .delete_object()
+        .bucket(&bucket)
+        .key("alice/x.jpg")
+        .send()
+        .await
+        .unwrap();
+
+    let (r, _) = run(down(true), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert!(
+        counts(&config).await.is_empty(),
+        "{:?}",
+        counts(&config).await
+    );
+    // And `down` on nothing at all is fine too.
+    assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_listener() {
+    let config = config("sec");
+    run(Command::Up, &config).await.0.unwrap();
+    let c = ctx(&config).await;
+    let role = format!("{}-app", config.stack.name);
+    let doc = c
+        .aws
+        .iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name(&role)
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&urlencoding::decode(doc.policy_document()).unwrap()).unwrap();
+    let bucket = provision::bucket::name(&c);
+    let secrets: Vec<String> = c
+        .aws
+        .secrets
+        .list_secrets()
+        .send()
+        .await
+        .unwrap()
+        .secret_list()
+        .iter()
+        .filter(|s| {
+            s.name()
+                .is_some_and(|n| n.starts_with(&format!("{}/", config.stack.name)))
+        })
+        .map(|s| s.arn().unwrap().to_string())
+        .collect();
+    assert_eq!(secrets.len(), 2);
+    let allowed: Vec<String> = [
+        format!("arn:aws:s3:::{bucket}"),
+        format!("arn:aws:s3:::{bucket}/*"),
+    ]
+    .into_iter()
+    .chain(secrets)
+    .collect();
+    for st in doc["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        let resources: Vec<String> = match &st["Resource"] {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => {
+                a.iter().map(|v| v.as_str().unwrap().to_string()).collect()
+            }
+            other => panic!("resource {other}"),
+        };
+        for r in resources {
+            assert!(allowed.contains(&r), "policy names a foreign resource: {r}");
+        }
+        let actions = st["Action"].to_string();
+        assert!(!actions.contains('*'), "wildcard action: {actions}");
+    }
+
+    let groups = c
+        .aws
+        .ec2
+        .describe_security_groups()
+        .set_filters(Some(provision::tags::ec2_filters(&c, None)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups().len(), 3);
+    for g in groups.security_groups() {
+        for rule in provision::security_groups::actual_rules(g)
+            .iter()
+            .filter(|r| !r.egress)
+        {
+            if let provision::security_groups::Source::Cidr(cidr) = &rule.source {
+                assert_eq!(
+                    provision::tags::ec2_role(g.tags()),
+                    Some("lb"),
+                    "only the load balancer is open to addresses: {rule:?}"
+                );
+                assert!(
+                    rule.from == 80 && rule.to == 80,
+                    "world-open port other than the listener: {rule:?}"
+                );
+                assert_eq!(cidr, "0.0.0.0/0");
+            }
+            assert!(!(rule.from <= 22 && rule.to >= 22), "SSH open: {rule:?}");
+        }
+    }
+
+    // The user-data is rendered, stored in the template, small, and holds no secret.
+    let lt = provision::launch::find(&c).await.unwrap().unwrap();
+    assert!(lt.imdsv2, "IMDSv2 required");
+    let script = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&lt.user_data)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(script.len() < 16 * 1024, "{} bytes", script.len());
+    assert!(script.contains(&bucket) && script.contains("GALLERY_DATABASE_SECRET_ARN=arn:"));
+    let db = provision::secrets::read_db(&c).await.unwrap();
+    let admin = provision::secrets::read_admin(&c).await.unwrap();
+    assert!(!script.contains(&db.password) && !script.contains(&admin.password));
+    assert!(
+        db.host
+            .as_deref()
+            .unwrap_or_default()
+            .contains(".rds.amazonaws.com"),
+        "endpoint recorded in the secret"
+    );
+    let s = serde_json::to_string(&status::status(&c).await.unwrap()).unwrap();
+    assert!(
+        !s.contains(&db.password) && !s.contains(&admin.password),
+        "status --json leaks a secret"
+    );
+
+    run(down(true), &config).await.0.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_is_refused_while_the_lock_is_held() {
+    let config = config("lock");
+    run(Command::Up, &config).await.0.unwrap();
+    let holder = Ctx::new(
+        config.clone(),
+        clients(Arc::new(CallLog::default())).await,
+        Mode::Apply,
+        Timing {
+            lock_lease: Duration::from_secs(60),
+            ..timing()
+        },
+    );
+    let guard = provision::lock::acquire(&holder, "deploy").await.unwrap();
+    let mut changed = config.clone();
+    changed.app.desired_capacity = 3;
+    let (r, _) = run(Command::Up, &changed).await;
+    let err = format!("{:#}", r.unwrap_err());
+    assert!(
+        err.contains("is locked by") && err.contains("`provision deploy`"),
+        "{err}"
+    );
+    assert!(
+        run(down(true), &config).await.0.is_err(),
+        "down is refused too"
+    );
+    drop(guard);
+    assert_eq!(run(Command::Unlock, &config).await.0.unwrap(), 0);
+    assert_eq!(run(Command::Up, &changed).await.0.unwrap(), 0);
+    run(down(true), &config).await.0.unwrap();
+}
+
+#[test]
+fn a_bad_config_is_rejected_before_any_aws_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        include_str!("../../config.toml").replace("desired_capacity = 2", "desired_capacity = 7");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    // An endpoint nobody listens on: any AWS call would fail differently.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "up",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app.desired_capacity"), "{err}");
+}
