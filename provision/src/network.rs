@@ -842,10 +842,11 @@ pub(crate) async fn wait_interfaces_gone(
     if ids.is_empty() {
         return Ok(());
     }
-    wait_for(
-        &format!("network interfaces in {} to go away", ids.join(",")),
+    let what = format!("network interfaces in {} to go away", ids.join(","));
+    let waited = wait_for(
+        &what,
         ctx.timing,
-        ctx.timing.dependency_timeout,
+        ctx.timing.dependency_timeout / 2,
         || async {
             let out = ctx
                 .aws
@@ -868,7 +869,12 @@ pub(crate) async fn wait_interfaces_gone(
             Ok((lingering == 0).then_some(()))
         },
     )
-    .await
+    .await;
+    if let Err(e) = waited {
+        // The deletion itself is the authority: it is retried on DependencyViolation.
+        ctx.progress("network-interfaces", "", &format!("{e}; deleting anyway"));
+    }
+    Ok(())
 }
 
 pub async fn delete_subnets(ctx: &Ctx) -> anyhow::Result<Change> {

@@ -599,3 +599,84 @@ fn a_bad_config_is_rejected_before_any_aws_call() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("app.desired_capacity"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nat_gateway_puts_instances_in_private_subnets_and_goes_with_down() {
+    let mut config = config("nat");
+    config.network.nat_gateway = true;
+    assert_eq!(run(Command::Up, &config).await.0.unwrap(), 0);
+    let mut expected = complete_stack(2);
+    expected.insert("nat-gateway".into(), 1);
+    expected.insert("elastic-ip".into(), 1);
+    assert_eq!(counts(&config).await, expected);
+    let c = ctx(&config).await;
+    let group = provision::fleet::find(&c).await.unwrap().unwrap();
+    let subnets = c
+        .aws
+        .ec2
+        .describe_subnets()
+        .set_filters(Some(provision::tags::ec2_filters(&c, None)))
+        .send()
+        .await
+        .unwrap();
+    let private: Vec<&str> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| provision::tags::ec2_role(s.tags()).is_some_and(|r| r.starts_with("private")))
+        .filter_map(|s| s.subnet_id())
+        .collect();
+    for zone in group.vpc_zone_identifier().unwrap().split(',') {
+        assert!(
+            private.contains(&zone),
+            "instances must be in private subnets: {zone}"
+        );
+    }
+    let tables = c
+        .aws
+        .ec2
+        .describe_route_tables()
+        .set_filters(Some(provision::tags::ec2_filters(&c, Some("private-rt"))))
+        .send()
+        .await
+        .unwrap();
+    let route = tables.route_tables()[0]
+        .routes()
+        .iter()
+        .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .cloned();
+    assert!(
+        route
+            .and_then(|r| r.nat_gateway_id().map(String::from))
+            .is_some(),
+        "private default route via the NAT gateway"
+    );
+    assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
+    assert!(counts(&config).await.is_empty());
+}
+
+#[test]
+fn missing_credentials_are_explained() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .args([
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml"),
+            "--endpoint",
+            &endpoint(),
+            "plan",
+        ])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checking AWS credentials") && err.contains("no AWS credentials were found"),
+        "{err}"
+    );
+}

@@ -314,8 +314,66 @@ async fn users_can_be_managed_from_the_shell(b: Backend) {
     assert!(!ok && err.contains("last administrator"), "{err}");
 }
 
+async fn without_a_configured_password_the_first_admin_gets_a_generated_one_shown_once(b: Backend) {
+    use std::io::BufRead;
+    let data = Data::new(b).await;
+    let start = |data: &Data| {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(data.args())
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env_remove("GALLERY_ADMIN_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"))
+    };
+    let (mut child, base) = start(&data);
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        lines.find_map(|l| {
+            l.ok().and_then(|l| {
+                l.split("with password: ")
+                    .nth(1)
+                    .map(|p| p.trim().to_string())
+            })
+        })
+    });
+    let password = reader
+        .join()
+        .unwrap()
+        .expect("the generated password is printed");
+    assert!(password.len() >= 16, "{password}");
+    let server = Server {
+        child,
+        base: base.clone(),
+    };
+    wait_ready(&server.base).await;
+    assert_eq!(
+        login(&base, &browser(), "admin", &password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    drop(server);
+
+    // A restart on the same database prints no password again.
+    let (mut child, base) = start(&data);
+    let stdout = child.stdout.take().unwrap();
+    let server = Server { child, base };
+    wait_ready(&server.base).await;
+    drop(server);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut std::io::BufReader::new(stdout), &mut rest).unwrap();
+    assert!(
+        !rest.contains(&password) && !rest.contains("with password:"),
+        "{rest}"
+    );
+}
+
 both_backends!(
     a_session_made_on_one_instance_works_on_another,
     sigterm_reports_not_ready_keeps_serving_then_exits,
     users_can_be_managed_from_the_shell,
+    without_a_configured_password_the_first_admin_gets_a_generated_one_shown_once,
 );
