@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::accounts::{self, NewAccount};
-use crate::config::{Config, DataArgs, DataConfig, ServeArgs};
+use crate::config::{Config, DataArgs, DataConfig, DatabaseSource, ServeArgs};
 use crate::db::Db;
 use crate::domain::{FullName, Password, Username};
 use crate::startup::{shutdown_signal, Application};
@@ -85,7 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(&cli.data, &args).await,
         None => serve(&cli.data, &default_serve_args()?).await,
         Some(Command::Migrate) => {
-            let db = open_db(&cli.data)?;
+            let db = open_db(&cli.data).await?;
             db.migrate().await.context("applying migrations")?;
             println!("migrations applied");
             Ok(())
@@ -128,9 +128,17 @@ async fn serve(data: &DataArgs, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_db(data: &DataArgs) -> anyhow::Result<Db> {
+async fn open_db(data: &DataArgs) -> anyhow::Result<Db> {
     let config = DataConfig::from_args(data)?;
-    Ok(Db::connect_lazy(&config.database)?)
+    match &config.database {
+        DatabaseSource::Url(url) => Ok(Db::connect_lazy(url)?),
+        DatabaseSource::Secret(arn) => {
+            let url = crate::aws_secrets::database_url(&config.aws, arn)
+                .await?
+                .with_context(|| format!("secret {arn} names no database host yet"))?;
+            Ok(Db::connect_lazy(&url)?)
+        }
+    }
 }
 
 fn read_password(prompt: &str) -> anyhow::Result<Password> {
@@ -145,7 +153,7 @@ fn read_password(prompt: &str) -> anyhow::Result<Password> {
 }
 
 async fn users_command(data: &DataArgs, command: UsersCommand) -> anyhow::Result<()> {
-    let db = open_db(data)?;
+    let db = open_db(data).await?;
     db.migrate().await.context("applying migrations")?;
     match command {
         UsersCommand::List => {

@@ -36,9 +36,19 @@ pub struct DataArgs {
     #[arg(long, env = "GALLERY_S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,
 
-    /// AWS region for S3 (default: the SDK's region chain, then us-east-1)
+    /// AWS region for S3 and Secrets Manager (default: the SDK's region chain, then us-east-1)
     #[arg(long, env = "GALLERY_AWS_REGION", global = true)]
     pub aws_region: Option<String>,
+
+    /// Read the Postgres connection from this Secrets Manager secret instead of --database-url
+    /// (JSON with username, password, host, port, dbname; TLS required). Until the secret
+    /// names a host the server runs but is not ready.
+    #[arg(long, env = "GALLERY_DATABASE_SECRET_ARN", global = true)]
+    pub database_secret_arn: Option<String>,
+
+    /// Endpoint override for every AWS service (S3 unless --s3-endpoint, Secrets Manager)
+    #[arg(long, env = "GALLERY_AWS_ENDPOINT", global = true)]
+    pub aws_endpoint: Option<String>,
 }
 
 /// Settings of the HTTP server.
@@ -59,6 +69,10 @@ pub struct ServeArgs {
     /// Password of the first admin (only used on an empty database; generated and printed once if unset)
     #[arg(long, env = "GALLERY_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+
+    /// Take the first admin's password from this Secrets Manager secret (JSON with `password`)
+    #[arg(long, env = "GALLERY_ADMIN_SECRET_ARN")]
+    pub admin_secret_arn: Option<String>,
 
     /// Largest accepted upload request, in bytes
     #[arg(long, env = "GALLERY_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
@@ -134,11 +148,30 @@ pub struct S3Options {
     pub region: Option<String>,
 }
 
+/// Where the database connection comes from.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    Url(DatabaseUrl),
+    /// A Secrets Manager secret (ARN) describing a Postgres server.
+    Secret(String),
+}
+
+impl DatabaseSource {
+    pub fn kind(&self) -> DatabaseKind {
+        match self {
+            DatabaseSource::Url(u) => u.kind.clone(),
+            DatabaseSource::Secret(_) => DatabaseKind::Postgres,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DataConfig {
-    pub database: DatabaseUrl,
+    pub database: DatabaseSource,
     pub storage: StorageUrl,
     pub s3: S3Options,
+    /// Secrets Manager and other AWS APIs besides S3.
+    pub aws: S3Options,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +190,8 @@ pub struct ThrottleConfig {
 pub struct FirstAdmin {
     pub username: Username,
     pub password: Option<Password>,
+    /// Read the password from this secret instead.
+    pub secret_arn: Option<String>,
 }
 
 /// Everything the server needs, validated.
@@ -258,7 +293,11 @@ impl Config {
             data,
             bind,
             public_url,
-            first_admin: FirstAdmin { username, password },
+            first_admin: FirstAdmin {
+                username,
+                password,
+                secret_arn: serve.admin_secret_arn.clone().filter(|a| !a.is_empty()),
+            },
             limits: Limits {
                 max_upload_bytes: serve.max_upload_bytes,
                 max_pixels: serve.max_pixels,
@@ -275,25 +314,49 @@ impl Config {
     }
 }
 
+fn endpoint(
+    raw: &Option<String>,
+    flag: &'static str,
+    env: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match raw {
+        Some(e) => {
+            let url = Url::parse(e).map_err(|err| invalid(flag, env, format!("`{e}`: {err}")))?;
+            Ok(Some(url.as_str().trim_end_matches('/').to_string()))
+        }
+        None => Ok(None),
+    }
+}
+
 impl DataConfig {
     pub fn from_args(args: &DataArgs) -> Result<Self, ConfigError> {
+        let aws_endpoint = endpoint(&args.aws_endpoint, "--aws-endpoint", "GALLERY_AWS_ENDPOINT")?;
+        let s3_endpoint = endpoint(&args.s3_endpoint, "--s3-endpoint", "GALLERY_S3_ENDPOINT")?
+            .or(aws_endpoint.clone());
+        let database = match args
+            .database_secret_arn
+            .as_deref()
+            .filter(|a| !a.is_empty())
+        {
+            Some(arn) if arn.starts_with("arn:") => DatabaseSource::Secret(arn.to_string()),
+            Some(_) => {
+                return Err(invalid(
+                    "--database-secret-arn",
+                    "GALLERY_DATABASE_SECRET_ARN",
+                    "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)",
+                ))
+            }
+            None => DatabaseSource::Url(DatabaseUrl::parse(&args.database_url)?),
+        };
         Ok(DataConfig {
-            database: DatabaseUrl::parse(&args.database_url)?,
+            database,
             storage: StorageUrl::parse(&args.storage)?,
             s3: S3Options {
-                endpoint: match &args.s3_endpoint {
-                    Some(e) => {
-                        let url = Url::parse(e).map_err(|err| {
-                            invalid(
-                                "--s3-endpoint",
-                                "GALLERY_S3_ENDPOINT",
-                                format!("`{e}`: {err}"),
-                            )
-                        })?;
-                        Some(url.as_str().trim_end_matches('/').to_string())
-                    }
-                    None => None,
-                },
+                endpoint: s3_endpoint,
+                region: args.aws_region.clone(),
+            },
+            aws: S3Options {
+                endpoint: aws_endpoint,
                 region: args.aws_region.clone(),
             },
         })

@@ -1,5 +1,6 @@
 //! The database pool (Postgres or SQLite through sqlx's `Any` driver) and its migrations.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -7,16 +8,41 @@ use sqlx::AnyPool;
 
 use crate::config::{DatabaseKind, DatabaseUrl};
 
+/// The pool, once its address is known: at once for a URL, later for a secret that gets
+/// its host when RDS is ready. Until then every query fails as "unavailable" (503).
 #[derive(Clone, Debug)]
 pub struct Db {
-    pub pool: AnyPool,
+    pool: Arc<OnceLock<AnyPool>>,
     pub kind: DatabaseKind,
 }
 
 impl Db {
+    /// A database whose address comes later (see [`Db::install`]).
+    pub fn pending(kind: DatabaseKind) -> Db {
+        Db {
+            pool: Arc::new(OnceLock::new()),
+            kind,
+        }
+    }
+
+    pub fn pool(&self) -> Result<&AnyPool, sqlx::Error> {
+        self.pool.get().ok_or(sqlx::Error::PoolTimedOut)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.pool.get().is_some()
+    }
+
     /// Build the pool without connecting, so the server can start (and answer `/healthz`)
     /// before the database is reachable.
     pub fn connect_lazy(url: &DatabaseUrl) -> Result<Db, sqlx::Error> {
+        let db = Db::pending(url.kind.clone());
+        db.install(url)?;
+        Ok(db)
+    }
+
+    /// Set the address of a pending database (a second call changes nothing).
+    pub fn install(&self, url: &DatabaseUrl) -> Result<(), sqlx::Error> {
         sqlx::any::install_default_drivers();
         if let Some(path) = url.sqlite_path() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -45,10 +71,8 @@ impl Db {
                 })
             })
             .connect_lazy(&url.url)?;
-        Ok(Db {
-            pool,
-            kind: url.kind.clone(),
-        })
+        let _ = self.pool.set(pool);
+        Ok(())
     }
 
     /// Apply pending migrations. On Postgres sqlx holds an advisory lock meanwhile, so
@@ -57,16 +81,20 @@ impl Db {
         match self.kind {
             DatabaseKind::Postgres => {
                 sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
+                    .run(self.pool()?)
                     .await
             }
-            DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
+            DatabaseKind::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(self.pool()?)
+                    .await
+            }
         }
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await
             .map(|_| ())
     }

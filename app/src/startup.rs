@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::accounts;
-use crate::config::Config;
+use crate::config::{Config, DatabaseKind, DatabaseSource};
 use crate::db::Db;
 use crate::routes;
 use crate::state::{AppState, Health};
@@ -31,8 +31,12 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding --bind (GALLERY_BIND) {}", config.bind))?;
-        let db = Db::connect_lazy(&config.data.database)
-            .context("opening --database-url (GALLERY_DATABASE_URL)")?;
+        let db = match &config.data.database {
+            DatabaseSource::Url(url) => {
+                Db::connect_lazy(url).context("opening --database-url (GALLERY_DATABASE_URL)")?
+            }
+            DatabaseSource::Secret(_) => Db::pending(DatabaseKind::Postgres),
+        };
         let storage = crate::storage::connect(&config.data)
             .await
             .context("opening --storage (GALLERY_STORAGE)")?;
@@ -116,10 +120,26 @@ async fn prepare_database(state: AppState) {
 }
 
 async fn try_prepare(state: &AppState) -> anyhow::Result<()> {
+    let data = &state.config.data;
+    if let DatabaseSource::Secret(arn) = &data.database {
+        if !state.db.is_connected() {
+            let url = crate::aws_secrets::database_url(&data.aws, arn)
+                .await?
+                .with_context(|| {
+                    format!("secret {arn} names no database host yet (the database is still being created)")
+                })?;
+            state
+                .db
+                .install(&url)
+                .context("opening the database named in the secret")?;
+        }
+    }
     state.db.migrate().await.context("applying migrations")?;
-    if let Some(password) =
-        accounts::ensure_first_admin(&state.db, &state.config.first_admin).await?
-    {
+    let mut first = state.config.first_admin.clone();
+    if let Some(arn) = &first.secret_arn {
+        first.password = Some(crate::aws_secrets::admin_password(&data.aws, arn).await?);
+    }
+    if let Some(password) = accounts::ensure_first_admin(&state.db, &first).await? {
         // Shown once, on the terminal only: never through the log pipeline.
         println!(
             "\nCreated the first admin. Log in as `{}` with password: {}\n(Shown once. Change it on the admin page.)\n",

@@ -40,7 +40,7 @@ fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
 
 /// Insert several images at once: all rows or none.
 pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.pool()?.begin().await?;
     for img in images {
         sqlx::query(&format!(
             "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -76,7 +76,7 @@ pub async fn page_for_owner(
     .bind(owner_id)
     .bind(limit)
     .bind(offset)
-    .fetch_all(&db.pool)
+    .fetch_all(db.pool()?)
     .await?;
     rows.iter().map(image_from).collect()
 }
@@ -84,7 +84,7 @@ pub async fn page_for_owner(
 pub async fn count_for_owner(db: &Db, owner_id: i64) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT COUNT(*) AS n FROM images WHERE owner_id = $1")
         .bind(owner_id)
-        .fetch_one(&db.pool)
+        .fetch_one(db.pool()?)
         .await?
         .try_get("n")
 }
@@ -96,7 +96,7 @@ pub async fn owned(db: &Db, id: &str, owner_id: i64) -> Result<Option<Image>, sq
     ))
     .bind(id)
     .bind(owner_id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     row.as_ref().map(image_from).transpose()
 }
@@ -114,7 +114,7 @@ pub async fn neighbours(
     .bind(img.owner_id)
     .bind(img.created_at)
     .bind(&img.id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     let older = sqlx::query(
         "SELECT id FROM images WHERE owner_id = $1 \
@@ -124,7 +124,7 @@ pub async fn neighbours(
     .bind(img.owner_id)
     .bind(img.created_at)
     .bind(&img.id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     Ok((
         newer.map(|r| r.try_get("id")).transpose()?,
@@ -136,7 +136,7 @@ pub async fn neighbours(
 pub async fn keys_for_owner(db: &Db, owner_id: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
     let rows = sqlx::query("SELECT storage_key, thumb_key FROM images WHERE owner_id = $1")
         .bind(owner_id)
-        .fetch_all(&db.pool)
+        .fetch_all(db.pool()?)
         .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("storage_key")?, r.try_get("thumb_key")?)))
@@ -147,7 +147,7 @@ pub async fn delete_owned(db: &Db, id: &str, owner_id: i64) -> Result<bool, sqlx
     let r = sqlx::query("DELETE FROM images WHERE id = $1 AND owner_id = $2")
         .bind(id)
         .bind(owner_id)
-        .execute(&db.pool)
+        .execute(db.pool()?)
         .await?;
     Ok(r.rows_affected() == 1)
 }

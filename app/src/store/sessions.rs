@@ -22,7 +22,7 @@ impl DbSessionStore {
     pub async fn delete_expired(&self) -> Result<u64, sqlx::Error> {
         let r = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
             .bind(OffsetDateTime::now_utc().unix_timestamp())
-            .execute(&self.db.pool)
+            .execute(self.db.pool()?)
             .await?;
         Ok(r.rows_affected())
     }
@@ -48,7 +48,7 @@ impl SessionStore for DbSessionStore {
             .bind(record.id.to_string())
             .bind(&data)
             .bind(record.expiry_date.unix_timestamp())
-            .execute(&self.db.pool)
+            .execute(self.db.pool().map_err(backend)?)
             .await
             .map_err(backend)?;
             if inserted.rows_affected() == 1 {
@@ -66,7 +66,7 @@ impl SessionStore for DbSessionStore {
         .bind(record.id.to_string())
         .bind(encode(record)?)
         .bind(record.expiry_date.unix_timestamp())
-        .execute(&self.db.pool)
+        .execute(self.db.pool().map_err(backend)?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -77,7 +77,7 @@ impl SessionStore for DbSessionStore {
             sqlx::query("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
                 .bind(id.to_string())
                 .bind(OffsetDateTime::now_utc().unix_timestamp())
-                .fetch_optional(&self.db.pool)
+                .fetch_optional(self.db.pool().map_err(backend)?)
                 .await
                 .map_err(backend)?;
         let Some(row) = row else { return Ok(None) };
@@ -94,7 +94,7 @@ impl SessionStore for DbSessionStore {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.to_string())
-            .execute(&self.db.pool)
+            .execute(self.db.pool().map_err(backend)?)
             .await
             .map_err(backend)?;
         Ok(())

@@ -17,7 +17,7 @@ pub async fn record_failure(db: &Db, key: &str, window_ms: i64) -> Result<i64, s
     .bind(key)
     .bind(now)
     .bind(now - window_ms)
-    .fetch_one(&db.pool)
+    .fetch_one(db.pool()?)
     .await?
     .try_get("failures")
 }
@@ -33,7 +33,7 @@ pub async fn current(
     )
     .bind(key)
     .bind(now_millis() - window_ms)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     match row {
         Some(r) => {
@@ -48,7 +48,7 @@ pub async fn current(
 pub async fn clear(db: &Db, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1")
         .bind(key)
-        .execute(&db.pool)
+        .execute(db.pool()?)
         .await?;
     Ok(())
 }

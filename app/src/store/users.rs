@@ -53,7 +53,7 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
         "SELECT {USER_COLUMNS}, {ADMIN_FLAG} FROM users WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     row.as_ref().map(user_from).transpose()
 }
@@ -63,7 +63,7 @@ pub async fn by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Erro
         "SELECT {USER_COLUMNS}, {ADMIN_FLAG} FROM users WHERE username = $1"
     ))
     .bind(username)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     row.as_ref().map(user_from).transpose()
 }
@@ -74,7 +74,7 @@ pub async fn credentials(db: &Db, username: &str) -> Result<Option<(User, String
         "SELECT {USER_COLUMNS}, {ADMIN_FLAG}, password_hash FROM users WHERE username = $1"
     ))
     .bind(username)
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.pool()?)
     .await?;
     match row {
         Some(row) => Ok(Some((user_from(&row)?, row.try_get("password_hash")?))),
@@ -90,7 +90,7 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> 
          GROUP BY u.id, u.username, u.full_name, u.is_admin \
          ORDER BY u.username",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(db.pool()?)
     .await?;
     rows.iter()
         .map(|row| {
@@ -107,7 +107,7 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> 
 
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT COUNT(*) AS n FROM users")
-        .fetch_one(&db.pool)
+        .fetch_one(db.pool()?)
         .await?
         .try_get("n")
 }
@@ -123,7 +123,7 @@ pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<i64, sqlx::Error> {
     .bind(user.password_hash)
     .bind(user.is_admin)
     .bind(now_millis())
-    .fetch_one(&db.pool)
+    .fetch_one(db.pool()?)
     .await?
     .try_get("id")
 }
@@ -139,7 +139,7 @@ pub async fn insert_if_none(db: &Db, user: &NewUser<'_>) -> Result<bool, sqlx::E
     .bind(user.password_hash)
     .bind(user.is_admin)
     .bind(now_millis())
-    .execute(&db.pool)
+    .execute(db.pool()?)
     .await;
     match done {
         Ok(r) => Ok(r.rows_affected() == 1),
@@ -165,7 +165,7 @@ pub async fn update(
     is_admin: bool,
     new_password_hash: Option<&str>,
 ) -> Result<Change, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.pool()?.begin().await?;
     let Some((was_admin, other_admins)) = lock_admins(&mut tx, id).await? else {
         return Ok(Change::NotFound);
     };
@@ -196,7 +196,7 @@ pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, s
     )
     .bind(username)
     .bind(hash)
-    .execute(&db.pool)
+    .execute(db.pool()?)
     .await?;
     Ok(r.rows_affected() == 1)
 }
@@ -204,7 +204,7 @@ pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, s
 /// Delete the user and their image rows in one transaction. The caller removes the stored
 /// objects first, so a failure here leaves a user that can simply be deleted again.
 pub async fn delete(db: &Db, id: i64) -> Result<Change, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.pool()?.begin().await?;
     let Some((is_admin, other_admins)) = lock_admins(&mut tx, id).await? else {
         return Ok(Change::NotFound);
     };

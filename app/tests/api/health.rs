@@ -86,3 +86,127 @@ async fn server_becomes_ready_when_the_database_appears() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// On AWS the app finds its database in a Secrets Manager secret that `provision` fills
+/// in once RDS has an address: until then it runs, answers `/healthz`, is not ready; then
+/// it connects (over TLS) and takes the first admin's password from another secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_and_admin_password_come_from_secrets_that_fill_in_later() {
+    let data = Data::new(Backend::Postgres).await;
+    let endpoint = data.s3_endpoint.clone().unwrap();
+    let pg = url::Url::parse(&data.database_url).unwrap();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let sm = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&shared)
+            .endpoint_url(&endpoint)
+            .build(),
+    );
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dbname = pg.path().trim_start_matches('/').to_string();
+    let pending = serde_json::json!({"engine": "postgres", "username": "postgres", "password": "unused-by-trust-auth", "dbname": dbname, "port": pg.port()});
+    let db_arn = sm
+        .create_secret()
+        .name(format!("test-{id}/db"))
+        .secret_string(pending.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let admin_arn = sm
+        .create_secret()
+        .name(format!("test-{id}/admin"))
+        .secret_string(
+            serde_json::json!({"username": "admin", "password": "from-the-secret-1"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_gallery"))
+        .args([
+            "--database-secret-arn",
+            &db_arn,
+            "--aws-endpoint",
+            &endpoint,
+            "--aws-region",
+            "us-east-1",
+        ])
+        .args(["--storage", &data.storage])
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--admin-secret-arn",
+            &admin_arn,
+        ])
+        .env_remove("GALLERY_ADMIN_PASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let c = browser();
+    let mut alive = false;
+    for _ in 0..100 {
+        if c.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            alive = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(alive, "healthz answers while the database is unknown");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        c.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let mut ready = pending.clone();
+    ready["host"] = serde_json::json!(pg.host_str().unwrap());
+    sm.put_secret_value()
+        .secret_id(&db_arn)
+        .secret_string(ready.to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_ready(&base).await;
+    assert_eq!(
+        login(&base, &browser(), "admin", "from-the-secret-1")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let _ = server.kill();
+    let out = server.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !printed.contains("from-the-secret-1") && !printed.contains("unused-by-trust-auth"),
+        "a secret reached the output"
+    );
+}
