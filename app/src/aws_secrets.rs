@@ -9,15 +9,7 @@ use crate::config::{DatabaseKind, DatabaseUrl, S3Options};
 use crate::domain::Password;
 
 pub async fn client(options: &S3Options) -> aws_sdk_secretsmanager::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &options.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    let shared = loader.load().await;
-    let region = shared
-        .region()
-        .cloned()
-        .unwrap_or_else(|| aws_config::Region::new("us-east-1"));
+    let (shared, region) = crate::aws::sdk_config(options).await;
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(&shared).region(region);
     if let Some(endpoint) = &options.endpoint {
         builder = builder.endpoint_url(endpoint);

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod aws;
 pub mod aws_secrets;
 pub mod cli;
 pub mod config;

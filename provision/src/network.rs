@@ -358,26 +358,30 @@ pub async fn ensure_nat_gateway(ctx: &Ctx) -> anyhow::Result<Change> {
     Ok(Change::Create)
 }
 
+/// The NAT gateway's state, `None` once AWS forgot it.
+async fn nat_state(ctx: &Ctx, id: &str) -> anyhow::Result<Option<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(id)
+        .send()
+        .await
+        .aws(format!("checking NAT gateway {id}"))?;
+    Ok(out
+        .nat_gateways()
+        .first()
+        .and_then(|n| n.state())
+        .map(|s| s.as_str().to_string()))
+}
+
 async fn wait_nat_available(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     wait_for(
         &format!("NAT gateway {id} to become available"),
         ctx.timing,
         ctx.timing.wait_timeout,
         || async {
-            let out = ctx
-                .aws
-                .ec2
-                .describe_nat_gateways()
-                .nat_gateway_ids(id)
-                .send()
-                .await
-                .aws(format!("checking NAT gateway {id}"))?;
-            let state = out
-                .nat_gateways()
-                .first()
-                .and_then(|n| n.state())
-                .map(|s| s.as_str().to_string());
-            match state.as_deref() {
+            match nat_state(ctx, id).await?.as_deref() {
                 Some("available") => Ok(Some(())),
                 Some("failed") => anyhow::bail!("NAT gateway {id} failed to start"),
                 _ => Ok(None),
@@ -727,19 +731,7 @@ pub async fn delete_nat_gateways(ctx: &Ctx) -> anyhow::Result<Change> {
             ctx.timing,
             ctx.timing.wait_timeout,
             || async {
-                let out = ctx
-                    .aws
-                    .ec2
-                    .describe_nat_gateways()
-                    .nat_gateway_ids(id)
-                    .send()
-                    .await
-                    .aws(format!("checking NAT gateway {id}"))?;
-                let state = out
-                    .nat_gateways()
-                    .first()
-                    .and_then(|n| n.state())
-                    .map(|s| s.as_str().to_string());
+                let state = nat_state(ctx, id).await?;
                 Ok(
                     matches!(state.as_deref(), None | Some("deleted") | Some("failed"))
                         .then_some(()),

@@ -125,8 +125,8 @@ pub async fn ensure_admin(ctx: &Ctx) -> anyhow::Result<Change> {
     Ok(change)
 }
 
-pub async fn read_db(ctx: &Ctx) -> anyhow::Result<DbSecret> {
-    let name = name(ctx, "db");
+async fn read<T: for<'de> Deserialize<'de>>(ctx: &Ctx, role: &str) -> anyhow::Result<T> {
+    let name = name(ctx, role);
     let out = ctx
         .aws
         .secrets
@@ -135,24 +135,17 @@ pub async fn read_db(ctx: &Ctx) -> anyhow::Result<DbSecret> {
         .send()
         .await
         .aws(format!("reading secret {name}"))?;
-    Ok(serde_json::from_str(
-        out.secret_string().unwrap_or_default(),
-    )?)
+    serde_json::from_str(out.secret_string().unwrap_or_default())
+        // Not the parser's message: it may quote the secret's content.
+        .map_err(|_| anyhow::anyhow!("secret {name} does not hold the expected JSON"))
+}
+
+pub async fn read_db(ctx: &Ctx) -> anyhow::Result<DbSecret> {
+    read(ctx, "db").await
 }
 
 pub async fn read_admin(ctx: &Ctx) -> anyhow::Result<AdminSecret> {
-    let name = name(ctx, "admin");
-    let out = ctx
-        .aws
-        .secrets
-        .get_secret_value()
-        .secret_id(&name)
-        .send()
-        .await
-        .aws(format!("reading secret {name}"))?;
-    Ok(serde_json::from_str(
-        out.secret_string().unwrap_or_default(),
-    )?)
+    read(ctx, "admin").await
 }
 
 /// Record the database's address in its secret (once RDS reports one).

@@ -203,51 +203,57 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
             continue;
         }
         for r in extra {
-            let what = format!("removing a rule from {role} group {id}");
-            if r.egress {
-                ctx.aws
-                    .ec2
-                    .revoke_security_group_egress()
-                    .group_id(id)
-                    .ip_permissions(permission(r))
-                    .send()
-                    .await
-                    .aws(what)?;
-            } else {
-                ctx.aws
-                    .ec2
-                    .revoke_security_group_ingress()
-                    .group_id(id)
-                    .ip_permissions(permission(r))
-                    .send()
-                    .await
-                    .aws(what)?;
-            }
+            revoke(ctx, id, r).await?;
         }
         for r in missing {
-            let what = format!("adding a rule to {role} group {id}");
-            if r.egress {
-                ctx.aws
-                    .ec2
-                    .authorize_security_group_egress()
-                    .group_id(id)
-                    .ip_permissions(permission(r))
-                    .send()
-                    .await
-                    .aws(what)?;
-            } else {
-                ctx.aws
-                    .ec2
-                    .authorize_security_group_ingress()
-                    .group_id(id)
-                    .ip_permissions(permission(r))
-                    .send()
-                    .await
-                    .aws(what)?;
-            }
+            authorize(ctx, id, r).await?;
         }
     }
     Ok(summarize(changes, nothing_existed))
+}
+
+async fn authorize(ctx: &Ctx, group: &str, rule: &Rule) -> anyhow::Result<()> {
+    let what = format!("adding a rule to security group {group}");
+    let ec2 = &ctx.aws.ec2;
+    if rule.egress {
+        ec2.authorize_security_group_egress()
+            .group_id(group)
+            .ip_permissions(permission(rule))
+            .send()
+            .await
+            .map(|_| ())
+            .aws(what)
+    } else {
+        ec2.authorize_security_group_ingress()
+            .group_id(group)
+            .ip_permissions(permission(rule))
+            .send()
+            .await
+            .map(|_| ())
+            .aws(what)
+    }
+}
+
+async fn revoke(ctx: &Ctx, group: &str, rule: &Rule) -> anyhow::Result<()> {
+    let what = format!("removing a rule from security group {group}");
+    let ec2 = &ctx.aws.ec2;
+    if rule.egress {
+        ec2.revoke_security_group_egress()
+            .group_id(group)
+            .ip_permissions(permission(rule))
+            .send()
+            .await
+            .map(|_| ())
+            .aws(what)
+    } else {
+        ec2.revoke_security_group_ingress()
+            .group_id(group)
+            .ip_permissions(permission(rule))
+            .send()
+            .await
+            .map(|_| ())
+            .aws(what)
+    }
 }
 
 pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
@@ -262,29 +268,7 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
             .iter()
             .filter(|r| matches!(r.source, Source::Group(_)))
         {
-            let what = format!("removing a rule from security group {id}");
-            let result = if r.egress {
-                ctx.aws
-                    .ec2
-                    .revoke_security_group_egress()
-                    .group_id(id)
-                    .ip_permissions(permission(r))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .aws(what)
-            } else {
-                ctx.aws
-                    .ec2
-                    .revoke_security_group_ingress()
-                    .group_id(id)
-                    .ip_permissions(permission(r))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .aws(what)
-            };
-            result?;
+            revoke(ctx, id, r).await?;
         }
     }
     let ids: Vec<String> = groups

@@ -25,15 +25,7 @@ pub struct S3Storage {
 
 impl S3Storage {
     pub async fn connect(bucket: String, prefix: String, options: &S3Options) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &options.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let shared = loader.load().await;
-        let region = shared
-            .region()
-            .cloned()
-            .unwrap_or_else(|| aws_config::Region::new("us-east-1"));
+        let (shared, region) = crate::aws::sdk_config(options).await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared).region(region.clone());
         let origin = match &options.endpoint {
             Some(endpoint) => {
