@@ -26,25 +26,52 @@ pub struct S3Storage {
 impl S3Storage {
     pub async fn connect(bucket: String, prefix: String, options: &S3Options) -> Self {
         let (shared, region) = crate::aws::sdk_config(options).await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared).region(region.clone());
-        let origin = match &options.endpoint {
-            Some(endpoint) => {
-                builder = builder.endpoint_url(endpoint).force_path_style(true);
-                Some(endpoint.clone())
-            }
-            None => Some(format!("https://{bucket}.s3.{region}.amazonaws.com")),
-        };
-        S3Storage {
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared).region(region);
+        if let Some(endpoint) = &options.endpoint {
+            builder = builder.endpoint_url(endpoint).force_path_style(true);
+        }
+        let mut storage = S3Storage {
             client: Client::from_conf(builder.build()),
             bucket,
             prefix,
-            origin,
-        }
+            origin: None,
+        };
+        // The CSP must allow exactly the host presigned URLs point at; presigning is
+        // local, so ask the SDK rather than guess its endpoint rules.
+        let fallback = format!(
+            "https://{}.s3.{}.amazonaws.com",
+            storage.bucket,
+            region_name(&storage.client)
+        );
+        storage.origin = Some(storage.presigned_origin().await.unwrap_or(fallback));
+        storage
+    }
+
+    async fn presigned_origin(&self) -> Option<String> {
+        let config = PresigningConfig::expires_in(Duration::from_secs(60)).ok()?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("{}origin-probe", self.prefix))
+            .presigned(config)
+            .await
+            .ok()?;
+        let url = url::Url::parse(request.uri()).ok()?;
+        Some(url.origin().ascii_serialization())
     }
 
     fn full_key(&self, key: &ObjectKey) -> String {
         format!("{}{}", self.prefix, key.as_str())
     }
+}
+
+fn region_name(client: &Client) -> String {
+    client
+        .config()
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into())
 }
 
 fn describe(err: impl std::error::Error) -> StorageError {
