@@ -38,6 +38,8 @@ GALLERY_RELEASE={{release}}
 GALLERY_BEHIND_PROXY=true
 GALLERY_DRAIN_SECS={{drain_secs}}
 GALLERY_LOG_JSON=true
+# Longer than the load balancer's 60 s idle timeout, so it never reuses a connection we are closing.
+GALLERY_HEADER_TIMEOUT_SECS=65
 ENV
 chmod 0640 /etc/gallery/gallery.env
 chgrp gallery /etc/gallery/gallery.env

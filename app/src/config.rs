@@ -102,6 +102,14 @@ pub struct ServeArgs {
     #[arg(long, env = "GALLERY_LOGIN_LOCKOUT_SECS", default_value_t = 900)]
     pub login_lockout_secs: u64,
 
+    /// Seconds a client may take to send a request's headers (slow clients are cut off)
+    #[arg(long, env = "GALLERY_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request body may stall between two pieces before the request fails
+    #[arg(long, env = "GALLERY_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
     /// Sessions end after this many hours without a request
     #[arg(long, env = "GALLERY_SESSION_IDLE_HOURS", default_value_t = 12)]
     pub session_idle_hours: u32,
@@ -207,6 +215,8 @@ pub struct Config {
     pub behind_proxy: bool,
     pub throttle: ThrottleConfig,
     pub session_idle: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
 }
 
 impl Config {
@@ -310,6 +320,8 @@ impl Config {
                 window: Duration::from_secs(serve.login_lockout_secs.max(1)),
             },
             session_idle: Duration::from_secs(u64::from(serve.session_idle_hours) * 3600),
+            header_timeout: Duration::from_secs(serve.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(serve.body_timeout_secs.max(1)),
         })
     }
 }

@@ -75,25 +75,83 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let health = self.state.health.clone();
-        let drain = self.state.config.drain;
+        let config = self.state.config.clone();
         let stop = async move {
             shutdown.await;
             health.start_draining();
             tracing::info!(
-                drain_secs = drain.as_secs(),
+                drain_secs = config.drain.as_secs(),
                 "shutting down: not ready, draining"
             );
-            tokio::time::sleep(drain).await;
+            tokio::time::sleep(config.drain).await;
             tracing::info!("drain over: finishing in-flight requests");
         };
-        axum::serve(
+        serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            self.state.config.header_timeout,
+            stop,
         )
-        .with_graceful_shutdown(stop)
         .await
     }
+}
+
+/// The accept loop: hyper with a header-read timeout (axum's `serve` has none, which
+/// leaves slowloris clients holding connections forever) and graceful shutdown.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::Service;
+
+    let mut make = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(app) = make.call(peer).await;
+                let service = TowerToHyperService::new(app);
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    // In-flight requests finish; idle keep-alive connections are closed.
+    if tokio::time::timeout(Duration::from_secs(60), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open 60 s after shutdown began");
+    }
+    Ok(())
 }
 
 /// Migrate and create the first admin, retrying until the database answers.

@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(assets::file))
         .fallback(assets::not_found)
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        // A body that stalls (slowloris on the body) fails instead of holding a task.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.body_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::headers,

@@ -70,6 +70,56 @@ pub async fn form(
     }))
 }
 
+enum ReadError {
+    /// The body itself is broken or too large.
+    Multipart(MultipartError),
+    /// The body is fine so far but its content is refused.
+    Refused(AppError),
+}
+
+impl From<MultipartError> for ReadError {
+    fn from(e: MultipartError) -> Self {
+        ReadError::Multipart(e)
+    }
+}
+
+/// The CSRF token and the files of an upload form.
+async fn read_form(multipart: &mut Multipart) -> Result<(Option<String>, Vec<Upload>), ReadError> {
+    let mut token = None;
+    let mut uploads = Vec::new();
+    let mut parts = 0usize;
+    while let Some(field) = multipart.next_field().await? {
+        parts += 1;
+        if parts > MAX_FILES + 1 {
+            return Err(ReadError::Refused(AppError::PayloadTooLarge(format!(
+                "At most {MAX_FILES} files per upload."
+            ))));
+        }
+        match field.name() {
+            Some("csrf") => token = Some(field.text().await?),
+            Some("files") => {
+                let raw_name = field.file_name().unwrap_or_default().to_string();
+                let bytes = field.bytes().await?;
+                // A file input with nothing chosen still sends an empty, nameless part.
+                if raw_name.is_empty() && bytes.is_empty() {
+                    continue;
+                }
+                let name = DisplayName::parse(&raw_name)
+                    .map_err(|e| ReadError::Refused(AppError::BadRequest(e.to_string())))?;
+                if bytes.is_empty() {
+                    return Err(ReadError::Refused(AppError::Unprocessable(format!(
+                        "{}: the file is empty",
+                        name.as_str()
+                    ))));
+                }
+                uploads.push(Upload { name, bytes });
+            }
+            _ => {}
+        }
+    }
+    Ok((token, uploads))
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -87,38 +137,18 @@ pub async fn submit(
         }
     };
 
-    let mut token = None;
-    let mut uploads = Vec::new();
-    let mut parts = 0usize;
-    while let Some(field) = multipart.next_field().await.map_err(too_large)? {
-        parts += 1;
-        if parts > MAX_FILES + 1 {
-            return Err(AppError::PayloadTooLarge(format!(
-                "At most {MAX_FILES} files per upload."
-            )));
-        }
-        match field.name() {
-            Some("csrf") => token = Some(field.text().await.map_err(too_large)?),
-            Some("files") => {
-                let raw_name = field.file_name().unwrap_or_default().to_string();
-                let bytes = field.bytes().await.map_err(too_large)?;
-                // A file input with nothing chosen still sends an empty, nameless part.
-                if raw_name.is_empty() && bytes.is_empty() {
-                    continue;
-                }
-                let name = DisplayName::parse(&raw_name)
-                    .map_err(|e| AppError::BadRequest(e.to_string()))?;
-                if bytes.is_empty() {
-                    return Err(AppError::Unprocessable(format!(
-                        "{}: the file is empty",
-                        name.as_str()
-                    )));
-                }
-                uploads.push(Upload { name, bytes });
+    let (token, uploads) = match read_form(&mut multipart).await {
+        Ok(form) => form,
+        Err(ReadError::Multipart(e)) => return Err(too_large(e)),
+        Err(ReadError::Refused(e)) => {
+            // Read and drop the rest (bounded by the body limit and the body timeout), so
+            // the client receives this answer rather than a reset connection.
+            while let Ok(Some(mut field)) = multipart.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
             }
-            _ => {}
+            return Err(e);
         }
-    }
+    };
     csrf::verify(&current.session, token.as_deref().unwrap_or_default()).await?;
     if uploads.is_empty() {
         return Err(AppError::BadRequest(

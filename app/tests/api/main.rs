@@ -7,6 +7,7 @@
 #[macro_use]
 mod helpers;
 
+mod abuse;
 mod admin;
 mod auth;
 mod gallery;
