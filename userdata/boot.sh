@@ -3,7 +3,7 @@
 # It holds no secret: the app reads its database credentials from Secrets Manager with
 # the instance role at startup. It installs nothing from the internet but the release.
 set -euo pipefail
-exec > >(tee -a /var/log/gallery-boot.log | logger -t gallery-boot) 2>&1
+# cloud-init keeps this script's output in /var/log/cloud-init-output.log.
 
 REGION='{{region}}'
 BUCKET='{{bucket}}'
@@ -15,10 +15,37 @@ if [ "$RELEASE" = "none" ]; then
   exit 1
 fi
 
-# 1. Fetch the release with the instance role and check it against its sha256.
+# 1. Fetch the release with the instance role's credentials (from the metadata service,
+#    IMDSv2) and check it against its sha256. curl signs the requests (SigV4); nothing
+#    but the release is downloaded. AWS_ENDPOINT_URL, the SDKs' standard override, is
+#    honoured so an emulator can stand in for S3.
+imds() {
+  curl -sf --retry 10 --retry-connrefused --retry-delay 1 \
+    -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "http://169.254.169.254/latest/$1"
+}
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+IMDS_TOKEN="$(curl -sf --retry 10 --retry-connrefused --retry-delay 1 -X PUT \
+  -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' http://169.254.169.254/latest/api/token)"
+ROLE="$(imds meta-data/iam/security-credentials/)"
+if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+  S3_BASE="${AWS_ENDPOINT_URL%/}/$BUCKET"
+else
+  S3_BASE="https://$BUCKET.s3.$REGION.amazonaws.com"
+fi
+fetch() {
+  local creds
+  creds="$(imds "meta-data/iam/security-credentials/$ROLE")"
+  # The role's keys reach curl through a config file descriptor, never its command line.
+  curl -sf --retry 10 --retry-all-errors --retry-delay 2 --aws-sigv4 "aws:amz:$REGION:s3" \
+    --config <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' \
+      "$(json_field AccessKeyId <<<"$creds")" "$(json_field SecretAccessKey <<<"$creds")" \
+      "$(json_field Token <<<"$creds")") \
+    -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \
+    -o "$2" "$S3_BASE/releases/$RELEASE/$1"
+}
 install -d -m 0755 "$DIR"
-aws s3 cp --only-show-errors --region "$REGION" "s3://$BUCKET/releases/$RELEASE/gallery" "$DIR/gallery.download"
-aws s3 cp --only-show-errors --region "$REGION" "s3://$BUCKET/releases/$RELEASE/gallery.sha256" "$DIR/gallery.sha256"
+fetch gallery.sha256 "$DIR/gallery.sha256"
+fetch gallery "$DIR/gallery.download"
 echo "$(cut -d' ' -f1 "$DIR/gallery.sha256")  $DIR/gallery.download" | sha256sum --check --strict
 chmod 0755 "$DIR/gallery.download"
 mv "$DIR/gallery.download" "$DIR/gallery"

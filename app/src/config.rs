@@ -46,7 +46,8 @@ pub struct DataArgs {
     #[arg(long, env = "GALLERY_DATABASE_SECRET_ARN", global = true)]
     pub database_secret_arn: Option<String>,
 
-    /// Endpoint override for every AWS service (S3 unless --s3-endpoint, Secrets Manager)
+    /// Endpoint override for every AWS service (S3 unless --s3-endpoint, Secrets Manager);
+    /// unset, the AWS SDKs' standard AWS_ENDPOINT_URL is honoured the same way
     #[arg(long, env = "GALLERY_AWS_ENDPOINT", global = true)]
     pub aws_endpoint: Option<String>,
 }
@@ -342,7 +343,13 @@ fn endpoint(
 
 impl DataConfig {
     pub fn from_args(args: &DataArgs) -> Result<Self, ConfigError> {
-        let aws_endpoint = endpoint(&args.aws_endpoint, "--aws-endpoint", "GALLERY_AWS_ENDPOINT")?;
+        let standard = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let aws_endpoint = match &args.aws_endpoint {
+            Some(_) => endpoint(&args.aws_endpoint, "--aws-endpoint", "GALLERY_AWS_ENDPOINT")?,
+            None => endpoint(&standard, "--aws-endpoint", "AWS_ENDPOINT_URL")?,
+        };
         let s3_endpoint = endpoint(&args.s3_endpoint, "--s3-endpoint", "GALLERY_S3_ENDPOINT")?
             .or(aws_endpoint.clone());
         let database = match args

@@ -46,7 +46,12 @@ pub enum Command {
     /// Show what `up` would create or change, and the order it walks
     Plan,
     /// Build the stack or converge it on config.toml, then print the gallery's URL
-    Up,
+    Up {
+        /// The gallery binary to boot (default: the stack's current release, or on a
+        /// first `up` one built by scripts/release for Amazon Linux 2023)
+        #[arg(long, value_name = "PATH")]
+        artifact: Option<PathBuf>,
+    },
     /// List every resource of the stack with its state, and target health
     Status {
         #[arg(long)]
@@ -117,8 +122,14 @@ pub async fn execute(
             up::print_plan(&outcome);
             Ok(0)
         }
-        Command::Up => {
-            let (planner, applier) = (ctx(Mode::Plan), ctx(Mode::Apply));
+        Command::Up { artifact } => {
+            let artifact = artifact
+                .as_deref()
+                .map(crate::release::inspect)
+                .transpose()?;
+            let (mut planner, mut applier) = (ctx(Mode::Plan), ctx(Mode::Apply));
+            planner.artifact = artifact.clone();
+            applier.artifact = artifact;
             let outcome = up::up(&planner, &applier).await?;
             let calls = clients.log.calls().len();
             if outcome.changes.is_empty() {

@@ -59,6 +59,8 @@ pub struct Ctx {
     started: Instant,
     /// `--json`: keep stderr quiet of progress lines.
     pub quiet: bool,
+    /// `--artifact`: the release this run installs (otherwise the stack's current one).
+    pub artifact: Option<crate::release::Artifact>,
 }
 
 impl Ctx {
@@ -71,6 +73,7 @@ impl Ctx {
             out: Mutex::new(Outputs::default()),
             started: Instant::now(),
             quiet: false,
+            artifact: None,
         }
     }
 

@@ -13,6 +13,7 @@ use base64::Engine;
 use crate::aws::{code, explain, AwsResult};
 use crate::context::{Ctx, PLANNED, ROLE_TAG, STACK_TAG};
 use crate::graph::Change;
+use crate::release;
 use crate::tags::{ec2_filters, ec2_tags};
 use crate::templates;
 
@@ -194,12 +195,31 @@ pub fn release_of(user_data_b64: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// The release to boot: `--artifact`'s (uploaded first), else the one the stack runs,
+/// else a new build from `scripts/release` (a first `up`).
 pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let current = find(ctx).await?;
-    let release = current
+    let running = current
         .as_ref()
         .and_then(|c| release_of(&c.user_data))
-        .unwrap_or_else(|| "none".into());
+        .filter(|r| r != "none");
+    let bucket = ctx.need("the bucket", |o| o.bucket.clone())?;
+    let release = match (&ctx.artifact, running) {
+        (Some(a), _) => {
+            if !ctx.planning() {
+                release::upload(ctx, &bucket, a).await?;
+            }
+            a.version.clone()
+        }
+        (None, Some(r)) => r,
+        (None, None) if ctx.planning() => "(built by up)".into(),
+        (None, None) => {
+            let path = release::build().await?;
+            let a = release::inspect(&path)?;
+            release::upload(ctx, &bucket, &a).await?;
+            a.version
+        }
+    };
     ensure_release(ctx, current, &release).await
 }
 

@@ -16,6 +16,7 @@ pub mod iam;
 pub mod launch;
 pub mod lock;
 pub mod network;
+pub mod release;
 pub mod scan;
 pub mod secrets;
 pub mod security_groups;

@@ -63,6 +63,23 @@ async fn run_with(
     (execute(&command, config.clone(), c, timing()).await, log)
 }
 
+/// A stand-in release binary: these tests check bookkeeping, not boot (see cloud.rs).
+fn artifact() -> std::path::PathBuf {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("gallery-fake-release-{}", std::process::id()));
+        std::fs::write(&path, b"\x7fELF stand-in for the gallery release").unwrap();
+        path
+    })
+    .clone()
+}
+
+fn up_cmd() -> Command {
+    Command::Up {
+        artifact: Some(artifact()),
+    }
+}
+
 fn down(force: bool) -> Command {
     Command::Down {
         yes: true,
@@ -138,7 +155,7 @@ fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     let mut config = config("life");
-    let (r, log) = run(Command::Up, &config).await;
+    let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
     let full_up_calls = log.calls().len();
     assert_eq!(counts(&config).await, complete_stack(2));
@@ -160,7 +177,7 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
 
     // A second `up` on the complete stack: no change, only reads, few calls.
     let started = std::time::Instant::now();
-    let (r, log) = run(Command::Up, &config).await;
+    let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
     let noop = started.elapsed();
     assert!(
@@ -187,7 +204,7 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
         matches!(&changed[0], (Node::AutoScalingGroup, Change::Update(d)) if d.contains("2/2/4 -> 2/3/4")),
         "{changed:?}"
     );
-    let (r, log) = run(Command::Up, &config).await;
+    let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
     assert_eq!(
         resource_writes(&log),
@@ -209,7 +226,7 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
         matches!(&changed[1], (Node::AutoScalingGroup, Change::Update(d)) if d.contains("version 1 -> 2")),
         "{changed:?}"
     );
-    let (r, log) = run(Command::Up, &config).await;
+    let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
     assert_eq!(
         resource_writes(&log),
@@ -227,7 +244,7 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
         Some("2"),
         "pinned to the new version number"
     );
-    let (r, log) = run(Command::Up, &config).await;
+    let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
     assert!(log.writes().is_empty(), "{:?}", log.writes());
 
@@ -271,7 +288,7 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
 async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
     // How many calls a whole run takes, to spread the kill points over it.
     let reference = config("ref");
-    let (r, log) = run(Command::Up, &reference).await;
+    let (r, log) = run(up_cmd(), &reference).await;
     r.unwrap();
     let total = log.calls().len();
     run(down(true), &reference).await.0.unwrap();
@@ -285,14 +302,14 @@ async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
     for k in points {
         set.spawn(async move {
             let config = config("kill");
-            let (r, _) = run_with(Command::Up, &config, Arc::new(CallLog::with_budget(k))).await;
+            let (r, _) = run_with(up_cmd(), &config, Arc::new(CallLog::with_budget(k))).await;
             assert!(
                 r.is_err(),
                 "up with a budget of {k} calls should have been cut short"
             );
             // The dead run's lock lapses after one lease.
             tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
-            let (r, _) = run(Command::Up, &config).await;
+            let (r, _) = run(up_cmd(), &config).await;
             assert_eq!(
                 r.unwrap_or_else(|e| panic!("resume after {k} calls: {e:#}")),
                 0
@@ -314,14 +331,14 @@ async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_killed_midway_is_finished_by_the_next_down() {
     let reference = config("dref");
-    run(Command::Up, &reference).await.0.unwrap();
+    run(up_cmd(), &reference).await.0.unwrap();
     let (r, log) = run(down(true), &reference).await;
     r.unwrap();
     let total = log.calls().len();
 
     for pct in [10, 40, 70] {
         let config = config("dkill");
-        run(Command::Up, &config).await.0.unwrap();
+        run(up_cmd(), &config).await.0.unwrap();
         let k = pct * total / 100;
         let (r, _) = run_with(down(true), &config, Arc::new(CallLog::with_budget(k))).await;
         assert!(
@@ -338,7 +355,7 @@ async fn down_killed_midway_is_finished_by_the_next_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_completes_on_a_stack_missing_pieces() {
     let config = config("holes");
-    run(Command::Up, &config).await.0.unwrap();
+    run(up_cmd(), &config).await.0.unwrap();
     let c = ctx(&config).await;
     // Pieces deleted by hand.
     let lb = provision::balancer::find_load_balancer(&c)
@@ -431,7 +448,7 @@ async fn down_completes_on_a_stack_missing_pieces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_listener() {
     let config = config("sec");
-    run(Command::Up, &config).await.0.unwrap();
+    run(up_cmd(), &config).await.0.unwrap();
     let c = ctx(&config).await;
     let role = format!("{}-app", config.stack.name);
     let doc = c
@@ -548,7 +565,7 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_is_refused_while_the_lock_is_held() {
     let config = config("lock");
-    run(Command::Up, &config).await.0.unwrap();
+    run(up_cmd(), &config).await.0.unwrap();
     let holder = Ctx::new(
         config.clone(),
         clients(Arc::new(CallLog::default())).await,
@@ -561,7 +578,7 @@ async fn a_second_run_is_refused_while_the_lock_is_held() {
     let guard = provision::lock::acquire(&holder, "deploy").await.unwrap();
     let mut changed = config.clone();
     changed.app.desired_capacity = 3;
-    let (r, _) = run(Command::Up, &changed).await;
+    let (r, _) = run(up_cmd(), &changed).await;
     let err = format!("{:#}", r.unwrap_err());
     assert!(
         err.contains("is locked by") && err.contains("`provision deploy`"),
@@ -573,7 +590,7 @@ async fn a_second_run_is_refused_while_the_lock_is_held() {
     );
     drop(guard);
     assert_eq!(run(Command::Unlock, &config).await.0.unwrap(), 0);
-    assert_eq!(run(Command::Up, &changed).await.0.unwrap(), 0);
+    assert_eq!(run(up_cmd(), &changed).await.0.unwrap(), 0);
     run(down(true), &config).await.0.unwrap();
 }
 
@@ -604,7 +621,7 @@ fn a_bad_config_is_rejected_before_any_aws_call() {
 async fn a_nat_gateway_puts_instances_in_private_subnets_and_goes_with_down() {
     let mut config = config("nat");
     config.network.nat_gateway = true;
-    assert_eq!(run(Command::Up, &config).await.0.unwrap(), 0);
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
     let mut expected = complete_stack(2);
     expected.insert("nat-gateway".into(), 1);
     expected.insert("elastic-ip".into(), 1);

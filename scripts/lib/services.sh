@@ -1,7 +1,8 @@
 # Throwaway services for tests and benchmarks. Source it; it registers its own cleanup.
-# Defines: require_tools, ensure_moto_venv, start_postgres, start_moto.
+# Defines: require_tools, ensure_moto_venv, start_postgres, start_moto, start_localcloud.
 
 MOTO_VERSION="5.2.5"
+AIOHTTP_VERSION="3.14.5"
 VENV="${GALLERY_VENV:-$root/.cache/venv}"
 WORK="$(mktemp -d /tmp/gallery-test.XXXXXX)"
 chmod 755 "$WORK"
@@ -16,6 +17,9 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ "${KEEP_LOGS:-}" ] && [ -d "$WORK" ]; then
+    cp "$WORK"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
+  fi
   rm -rf "$WORK"
   exit "$status"
 }
@@ -57,13 +61,13 @@ as_pg() {
 }
 
 ensure_moto_venv() {
-  if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c "import moto,aiohttp,sys; sys.exit(moto.__version__ != '$MOTO_VERSION' or aiohttp.__version__ != '$AIOHTTP_VERSION')" 2>/dev/null; then
     return
   fi
-  echo "==> installing moto[server]==$MOTO_VERSION into $VENV"
+  echo "==> installing moto[server]==$MOTO_VERSION and aiohttp==$AIOHTTP_VERSION into $VENV"
   python3 -m venv "$VENV" || die "python3 -m venv failed: apt-get install python3-venv"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
-    || die "pip could not install moto[server]==$MOTO_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "aiohttp==$AIOHTTP_VERSION" \
+    || die "pip could not install moto[server]==$MOTO_VERSION and aiohttp==$AIOHTTP_VERSION"
 }
 
 start_postgres() {
@@ -111,4 +115,29 @@ start_moto() {
   done
   cat "$WORK/moto.log"
   die "moto server did not start on port $port"
+}
+
+# The local cloud (localcloud/): moto plus instances that boot, RDS as real PostgreSQL,
+# probed target health, forwarding load balancers. Needs root for network namespaces.
+start_localcloud() {
+  [ "$(id -u)" = 0 ] || die "the local cloud runs instances in network namespaces and needs root: run scripts/test as root (e.g. in a container or VM)"
+  local tool
+  for tool in ip unshare setpriv curl openssl; do
+    command -v "$tool" >/dev/null || die "$tool not found: apt-get install iproute2 util-linux curl openssl"
+  done
+  id postgres >/dev/null 2>&1 || die "the local cloud's databases run as the 'postgres' user: useradd --system postgres"
+  local ready="$WORK/localcloud.url"
+  PG_BIN="$PG_BIN" PYTHONPATH="$root" "$VENV/bin/python" -m localcloud --state "$WORK/localcloud" \
+    --ready-file "$ready" >"$WORK/localcloud.log" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 1 300); do
+    if [ -s "$ready" ]; then
+      LOCALCLOUD_URL="$(cat "$ready")"
+      return
+    fi
+    kill -0 "${PIDS[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$WORK/localcloud.log"
+  die "the local cloud did not start"
 }
