@@ -28,9 +28,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args) -> None:  # quiet: the cloud logs what matters
         pass
 
-    def reply(self, code: int, body: str, kind: str = "text/plain") -> None:
+    def reply(self, code: int, body: str, kind: str = "text/plain", headers: dict | None = None) -> None:
         data = body.encode()
         self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -44,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, "Bad Request: X-aws-ec2-metadata-token-ttl-seconds must be 1-21600")
         token = secrets.token_urlsafe(32)
         TOKENS[token] = time.time() + int(ttl)
-        self.reply(200, token)
+        self.reply(200, token, headers={"X-aws-ec2-metadata-token-ttl-seconds": ttl})
 
     def do_GET(self) -> None:
         md = metadata(self.box)

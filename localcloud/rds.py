@@ -81,7 +81,7 @@ class Databases:
         started = time.time()
         try:
             with tempfile.NamedTemporaryFile("w", dir=self.dir, delete=False) as pw:
-                pw.write(db.master_user_password or "")
+                pw.write(getattr(db, "_master_user_password", None) or "")
             if os.geteuid() == 0:
                 shutil.chown(pw.name, "postgres")
             out = as_postgres(

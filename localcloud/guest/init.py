@@ -40,6 +40,8 @@ def build_root(box: str) -> str:
         target = f"{root}/dev/{dev}"
         open(target, "a").close()
         sh("mount", "--bind", f"/dev/{dev}", target)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{root}/dev/{name}")
     os.makedirs(f"{root}/dev/pts", exist_ok=True)
     os.makedirs(f"{root}/dev/shm", exist_ok=True)
     sh("mount", "-t", "tmpfs", "tmpfs", f"{root}/dev/shm")
@@ -62,12 +64,13 @@ def syslog(root: str) -> None:
     """/dev/log, as journald provides it: messages land in /var/log/messages."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(f"{root}/dev/log")
+    os.chmod(f"{root}/dev/log", 0o666)
+    out = open(f"{root}/var/log/messages", "ab", buffering=0)
 
     def pump() -> None:
-        with open(f"{root}/var/log/messages", "ab", buffering=0) as out:
-            while True:
-                data = sock.recv(65536)
-                out.write(data.rstrip(b"\n") + b"\n")
+        while True:
+            data = sock.recv(65536)
+            out.write(data.rstrip(b"\n") + b"\n")
 
     threading.Thread(target=pump, daemon=True).start()
 

@@ -124,7 +124,8 @@ pub async fn ensure_target_group(ctx: &Ctx) -> anyhow::Result<Change> {
                 .health_check_protocol(ProtocolEnum::Http)
                 .health_check_path(&b.health_check_path)
                 .health_check_interval_seconds(b.health_check_interval_secs)
-                .health_check_timeout_seconds(5)
+                // AWS requires the timeout to be shorter than the interval (5 s at least).
+                .health_check_timeout_seconds(5.min(b.health_check_interval_secs - 1))
                 .healthy_threshold_count(b.healthy_threshold)
                 .unhealthy_threshold_count(b.unhealthy_threshold)
                 .matcher(Matcher::builder().http_code("200").build())
@@ -494,4 +495,33 @@ pub async fn target_health(ctx: &Ctx) -> anyhow::Result<Vec<(String, String, Str
             )
         })
         .collect())
+}
+
+/// Wait until `want` targets are healthy, printing each change of a target's state and
+/// reason, so an operator sees why it is not (yet) serving.
+pub async fn wait_healthy(ctx: &Ctx, want: usize) -> anyhow::Result<()> {
+    let last = std::sync::Mutex::new(Vec::<(String, String, String)>::new());
+    wait_for(
+        &format!("{want} healthy target(s) behind the load balancer"),
+        ctx.timing,
+        ctx.timing.wait_timeout,
+        || async {
+            let mut health = target_health(ctx).await?;
+            health.sort();
+            if let Ok(mut seen) = last.lock() {
+                for t in health.iter().filter(|t| !seen.contains(t)) {
+                    let reason = if t.2.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", t.2)
+                    };
+                    ctx.progress("target", &t.0, &format!("{}{reason}", t.1));
+                }
+                *seen = health.clone();
+            }
+            let healthy = health.iter().filter(|t| t.1 == "healthy").count();
+            Ok((healthy >= want).then_some(()))
+        },
+    )
+    .await
 }

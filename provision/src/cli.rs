@@ -37,6 +37,9 @@ pub struct Cli {
     /// Send every AWS call to this endpoint instead (an emulator such as moto)
     #[arg(long, env = "GALLERY_AWS_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
+    /// Seconds between status checks while waiting for AWS (RDS, load balancer, targets)
+    #[arg(long, env = "GALLERY_POLL_SECS", default_value_t = 5.0, global = true)]
+    pub poll_secs: f64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +54,9 @@ pub enum Command {
         /// first `up` one built by scripts/release for Amazon Linux 2023)
         #[arg(long, value_name = "PATH")]
         artifact: Option<PathBuf>,
+        /// Return once AWS has accepted the changes, without waiting for healthy targets
+        #[arg(long)]
+        no_wait: bool,
     },
     /// List every resource of the stack with its state, and target health
     Status {
@@ -96,9 +102,17 @@ pub async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
+    if !(0.05..=600.0).contains(&cli.poll_secs) {
+        eprintln!("error: --poll-secs (GALLERY_POLL_SECS) must be between 0.05 and 600");
+        return 2;
+    }
     let log = Arc::new(CallLog::default());
     let clients = Clients::new(&config.stack.region, cli.endpoint.as_deref(), log.clone()).await;
-    match execute(&cli.command, config, clients, Timing::default()).await {
+    let timing = Timing {
+        poll: std::time::Duration::from_secs_f64(cli.poll_secs),
+        ..Timing::default()
+    };
+    match execute(&cli.command, config, clients, timing).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -122,7 +136,7 @@ pub async fn execute(
             up::print_plan(&outcome);
             Ok(0)
         }
-        Command::Up { artifact } => {
+        Command::Up { artifact, no_wait } => {
             let artifact = artifact
                 .as_deref()
                 .map(crate::release::inspect)
@@ -130,7 +144,7 @@ pub async fn execute(
             let (mut planner, mut applier) = (ctx(Mode::Plan), ctx(Mode::Apply));
             planner.artifact = artifact.clone();
             applier.artifact = artifact;
-            let outcome = up::up(&planner, &applier).await?;
+            let outcome = up::up(&planner, &applier, !no_wait).await?;
             let calls = clients.log.calls().len();
             if outcome.changes.is_empty() {
                 println!(

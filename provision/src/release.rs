@@ -76,7 +76,10 @@ pub async fn build() -> anyhow::Result<PathBuf> {
         .await
         .context("running scripts/release")?;
     if !out.status.success() {
-        bail!("scripts/release failed ({}); see its output above", out.status);
+        bail!(
+            "scripts/release failed ({}); see its output above",
+            out.status
+        );
     }
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok(PathBuf::from(path))
@@ -124,7 +127,9 @@ pub async fn upload(ctx: &Ctx, bucket: &str, a: &Artifact) -> anyhow::Result<boo
     s3.put_object()
         .bucket(bucket)
         .key(&sum_key)
-        .body(ByteStream::from(format!("{}  gallery\n", a.sha256).into_bytes()))
+        .body(ByteStream::from(
+            format!("{}  gallery\n", a.sha256).into_bytes(),
+        ))
         .content_type("text/plain")
         .send()
         .await

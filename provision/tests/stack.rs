@@ -67,7 +67,8 @@ async fn run_with(
 fn artifact() -> std::path::PathBuf {
     static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("gallery-fake-release-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("gallery-fake-release-{}", std::process::id()));
         std::fs::write(&path, b"\x7fELF stand-in for the gallery release").unwrap();
         path
     })
@@ -77,6 +78,7 @@ fn artifact() -> std::path::PathBuf {
 fn up_cmd() -> Command {
     Command::Up {
         artifact: Some(artifact()),
+        no_wait: true,
     }
 }
 

@@ -57,7 +57,7 @@ pub fn print_plan(outcome: &Outcome) {
 }
 
 /// Plan, and apply only if something differs.
-pub async fn up(planner: &Ctx, applier: &Ctx) -> anyhow::Result<Outcome> {
+pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outcome> {
     let planned = plan(planner).await?;
     if !planned.changes.iter().any(|(_, c)| c.is_change()) {
         return Ok(Outcome {
@@ -72,6 +72,13 @@ pub async fn up(planner: &Ctx, applier: &Ctx) -> anyhow::Result<Outcome> {
     let released = crate::lock::release(applier).await;
     let changes = result?;
     released?;
+    // The URL is worth printing once it serves: wait for the fleet to pass health checks.
+    if wait {
+        let want = usize::try_from(applier.config.app.desired_capacity)
+            .unwrap_or(1)
+            .max(1);
+        crate::balancer::wait_healthy(applier, want).await?;
+    }
     Ok(Outcome {
         changes: changes
             .into_iter()

@@ -1,0 +1,743 @@
+//! End to end on the local cloud (`localcloud/`, started by `scripts/test`): the real
+//! `provision` binary builds a stack whose instances boot the real release binary from
+//! their user-data, RDS is a real PostgreSQL, target health comes from real probes and
+//! the load balancer really forwards. One test at a time: they change the cloud's settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+fn cloud_url() -> String {
+    std::env::var("GALLERY_TEST_LOCALCLOUD").unwrap_or_else(|_| {
+        panic!("GALLERY_TEST_LOCALCLOUD is not set: run the suite with `scripts/test`, which starts the local cloud (see localcloud/README.md)")
+    })
+}
+
+fn artifact() -> PathBuf {
+    let path = std::env::var("GALLERY_TEST_ARTIFACT").unwrap_or_else(|_| {
+        panic!("GALLERY_TEST_ARTIFACT is not set: run the suite with `scripts/test`, which builds the release with scripts/release")
+    });
+    PathBuf::from(path)
+}
+
+async fn cloud(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, format!("{}/_localcloud/{path}", cloud_url()));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("local cloud control API");
+    assert!(
+        resp.status().is_success(),
+        "local cloud {path}: {}",
+        resp.status()
+    );
+    resp.json().await.unwrap()
+}
+
+async fn settings(value: Value) {
+    cloud(reqwest::Method::POST, "settings", Some(value)).await;
+}
+
+/// A stack named for the test, with health checks fast enough for a test.
+struct Stack {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new(prefix: &str, grace_secs: u32) -> Stack {
+        let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml"))
+            .unwrap()
+            .replace("name = \"gallery\"", &format!("name = \"{name}\""))
+            .replace(
+                "health_check_grace_secs = 300",
+                &format!("health_check_grace_secs = {grace_secs}"),
+            )
+            .replace(
+                "health_check_interval_secs = 10",
+                "health_check_interval_secs = 5",
+            )
+            .replace(
+                "deregistration_delay_secs = 30",
+                "deregistration_delay_secs = 5",
+            )
+            .replace("deletion_protection = true", "deletion_protection = false");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        Stack { name, dir }
+    }
+
+    /// Run the real binary; returns (exit code, stdout, stderr).
+    async fn provision(&self, args: &[&str]) -> (i32, String, String) {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .args(["--endpoint", &cloud_url(), "--poll-secs", "0.5"])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .await
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+        (out.status.code().unwrap_or(-1), stdout, stderr)
+    }
+
+    async fn up(&self) -> String {
+        let art = artifact();
+        let started = Instant::now();
+        let (code, stdout, stderr) = self
+            .provision(&["up", "--artifact", art.to_str().unwrap()])
+            .await;
+        assert_eq!(code, 0, "provision up failed:\n{stdout}\n{stderr}");
+        let url = stdout.lines().last().unwrap_or_default().trim().to_string();
+        assert!(
+            url.starts_with("http://") && url.contains(".elb.amazonaws.com"),
+            "up printed no URL:\n{stdout}"
+        );
+        eprintln!(
+            "[{}] up: {:.1}s",
+            self.name,
+            started.elapsed().as_secs_f64()
+        );
+        url
+    }
+
+    async fn down(&self) {
+        let (code, stdout, stderr) = self
+            .provision(&["down", "--yes", "--force", "--skip-final-snapshot"])
+            .await;
+        assert_eq!(code, 0, "provision down failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("nothing tagged for it remains"), "{stdout}");
+    }
+
+    async fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&sdk_config().await)
+    }
+
+    /// The stack's instances as EC2 reports them: (id, state).
+    async fn instances(&self) -> Vec<(String, String)> {
+        let out = self
+            .ec2()
+            .await
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("tag:gallery:stack")
+                    .values(&self.name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| {
+                (
+                    i.instance_id().unwrap_or_default().to_string(),
+                    i.state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    async fn target_health(&self) -> Vec<(String, String)> {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config().await);
+        let groups = elb.describe_target_groups().send().await.unwrap();
+        let Some(tg) = groups.target_groups().iter().find(|g| {
+            g.target_group_name()
+                .unwrap_or_default()
+                .starts_with(&self.name)
+        }) else {
+            return vec![];
+        };
+        let health = elb
+            .describe_target_health()
+            .target_group_arn(tg.target_group_arn().unwrap_or_default())
+            .send()
+            .await
+            .unwrap();
+        health
+            .target_health_descriptions()
+            .iter()
+            .map(|d| {
+                (
+                    d.target()
+                        .and_then(|t| t.id())
+                        .unwrap_or_default()
+                        .to_string(),
+                    d.target_health()
+                        .and_then(|h| h.state())
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    async fn admin_password(&self) -> String {
+        let (code, stdout, stderr) = self.provision(&["admin-password"]).await;
+        assert_eq!(code, 0, "admin-password failed: {stderr}");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .expect("admin-password prints the password")
+            .to_string()
+    }
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(cloud_url())
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+/// A browser for the deployed gallery: the load balancer's name resolves to the address
+/// the local cloud gave it, as DNS would.
+async fn browser(url: &str) -> (reqwest::Client, String) {
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let status = cloud(reqwest::Method::GET, "status", None).await;
+    let address = status["balancers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["dns_name"] == host.as_str())
+        .unwrap_or_else(|| {
+            panic!("the local cloud serves no load balancer named {host}: {status}")
+        })["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, SocketAddr::new(address.parse().unwrap(), 80))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    (client, format!("http://{host}"))
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "the gallery at {base} was not ready within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+async fn login(client: &reqwest::Client, base: &str, user: &str, password: &str) {
+    let page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("csrf", &csrf(&page)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "login as {user}: {}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// Through the load balancer: the admin adds a user, who uploads an image and sees it.
+async fn use_the_gallery(stack: &Stack, url: &str) {
+    let (admin, base) = browser(url).await;
+    let waited = wait_ready(&admin, &base, Duration::from_secs(240)).await;
+    eprintln!(
+        "[{}] ready through the load balancer after {:.1}s more",
+        stack.name,
+        waited.as_secs_f64()
+    );
+    let password = stack.admin_password().await;
+    login(&admin, &base, "admin", &password).await;
+    let home = admin
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Administrator"), "{home}");
+
+    let form = admin
+        .get(format!("{base}/admin/users/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = admin
+        .post(format!("{base}/admin/users"))
+        .form(&[
+            ("csrf", csrf(&form).as_str()),
+            ("username", "alice"),
+            ("password", "correct horse battery"),
+            ("full_name", "Alice Liddell"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+
+    let (alice, _) = browser(url).await;
+    login(&alice, &base, "alice", "correct horse battery").await;
+    let page = alice
+        .get(format!("{base}/upload"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/photos/rocket.jpg"
+    ))
+    .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf(&page))
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(photo)
+                .file_name("holiday.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let r = alice
+        .post(format!("{base}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "upload: {}",
+        r.text().await.unwrap_or_default()
+    );
+
+    let gallery = alice
+        .get(format!("{base}/gallery"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = gallery
+        .find("<img src=\"/images/")
+        .expect("a thumbnail in the gallery")
+        + 10;
+    let thumb = gallery[at..].split('"').next().unwrap().to_string();
+    let id = thumb
+        .trim_start_matches("/images/")
+        .trim_end_matches("/thumb")
+        .to_string();
+    // The thumbnail is a redirect to a presigned URL of the bucket (the local cloud's S3).
+    let r = alice.get(format!("{base}{thumb}")).send().await.unwrap();
+    assert!(r.status().is_redirection(), "thumbnail: {}", r.status());
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let image = reqwest::get(&location).await.unwrap();
+    assert_eq!(image.status(), 200, "{location}");
+    assert!(
+        image.bytes().await.unwrap().starts_with(&[0xff, 0xd8]),
+        "a JPEG thumbnail"
+    );
+    let page = alice
+        .get(format!("{base}/images/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("holiday.jpg"));
+
+    // The object sits in the bucket under the user's folder, the row in Postgres.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let buckets = s3.list_buckets().send().await.unwrap();
+    let bucket = buckets
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name())
+        .find(|n| n.starts_with(&stack.name))
+        .expect("the stack's bucket")
+        .to_string();
+    let objects = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("alice/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<_> = objects.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "original and thumbnail under alice/: {keys:?}"
+    );
+    assert_eq!(
+        psql(stack, "SELECT original_name FROM images JOIN users ON users.id = images.owner_id WHERE users.username = 'alice'").await,
+        "holiday.jpg"
+    );
+}
+
+/// Query the stack's database (the local cloud's PostgreSQL behind the RDS endpoint) with
+/// the credentials from its Secrets Manager secret.
+async fn psql(stack: &Stack, sql: &str) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let list = sm.list_secrets().send().await.unwrap();
+    let arn = list
+        .secret_list()
+        .iter()
+        .find(|s| {
+            s.name()
+                .unwrap_or_default()
+                .starts_with(&format!("{}/db", stack.name))
+                || s.name()
+                    .unwrap_or_default()
+                    .starts_with(&format!("{}-db", stack.name))
+        })
+        .and_then(|s| s.arn())
+        .expect("the stack's database secret")
+        .to_string();
+    let secret: Value = serde_json::from_str(
+        sm.get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let status = cloud(reqwest::Method::GET, "status", None).await;
+    let host = secret["host"].as_str().unwrap();
+    let address = status["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["hostname"] == host)
+        .expect("the RDS endpoint is served by the local cloud")["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pg_bin = std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let out = tokio::process::Command::new(format!("{pg_bin}/psql"))
+        .arg(format!(
+            "host={address} port={} user={} dbname={} sslmode=require",
+            secret["port"],
+            secret["username"].as_str().unwrap(),
+            secret["dbname"].as_str().unwrap()
+        ))
+        .args(["-Atc", sql])
+        .env("PGPASSWORD", secret["password"].as_str().unwrap())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// After `down`: nothing of the stack's instances runs any more.
+async fn assert_nothing_runs(ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = cloud(reqwest::Method::GET, "status", None).await;
+        let live: Vec<_> = status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| {
+                ids.contains(&i["id"].as_str().unwrap().to_string()) && i["state"] != "stopped"
+            })
+            .cloned()
+            .collect();
+        let namespaces = std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap();
+        let namespaces = String::from_utf8_lossy(&namespaces.stdout).to_string();
+        let leftover = ids.iter().any(|id| namespaces.contains(id.as_str()));
+        if live.is_empty() && !leftover {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instances still running after down: {live:?}\n{namespaces}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn full_cycle(prefix: &str) {
+    let stack = Stack::new(prefix, 60);
+    let url = stack.up().await;
+    use_the_gallery(&stack, &url).await;
+    let ids: Vec<String> = stack
+        .instances()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), 2, "two instances: {ids:?}");
+    let started = Instant::now();
+    stack.down().await;
+    eprintln!(
+        "[{}] down: {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    assert_nothing_runs(&ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_serves_the_gallery_end_to_end_and_down_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
+    settings(json!({"profile": "instant", "throttle_rate": 0.0, "error_rate": 0.0})).await;
+    full_cycle("e2e").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_with_realistic_delays_and_ten_percent_throttling() {
+    let _serial = SERIAL.lock().await;
+    settings(json!({"profile": "realistic", "throttle_rate": 0.1, "error_rate": 0.0})).await;
+    full_cycle("slow").await;
+    let status = cloud(reqwest::Method::GET, "status", None).await;
+    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    assert!(
+        status["injected"]["throttle"].as_u64().unwrap() > 0,
+        "no throttling was injected: {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gallery_becomes_ready_by_itself_when_rds_comes_up_after_the_instances() {
+    let _serial = SERIAL.lock().await;
+    settings(json!({"profile": "instant", "delays": {"rds_create": 45}})).await;
+    let stack = Stack::new("late", 120);
+    let up = {
+        let art = artifact();
+        let stack_dir = stack.dir.path().to_path_buf();
+        tokio::spawn(async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+                .arg("--config")
+                .arg(stack_dir.join("config.toml"))
+                .args([
+                    "--endpoint",
+                    &cloud_url(),
+                    "--poll-secs",
+                    "0.5",
+                    "up",
+                    "--artifact",
+                ])
+                .arg(art)
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    // While RDS is still creating, the instances boot and are up but not ready.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut seen_unready = false;
+    while Instant::now() < deadline && !up.is_finished() {
+        let status = cloud(reqwest::Method::GET, "status", None).await;
+        let creating = status["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["state"] != "available");
+        let health = stack.target_health().await;
+        if creating && !health.is_empty() && health.iter().all(|(_, s)| s != "healthy") {
+            let running = stack.instances().await;
+            if running.len() == 2 && health.iter().any(|(_, s)| s == "unhealthy") {
+                seen_unready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    settings(json!({"profile": "instant"})).await;
+    assert!(
+        seen_unready,
+        "the instances never ran (unhealthy, not ready) while RDS was creating"
+    );
+    let out = up.await.unwrap();
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let (client, base) = browser(&url).await;
+    let waited = wait_ready(&client, &base, Duration::from_secs(120)).await;
+    eprintln!(
+        "[{}] ready {:.1}s after up returned",
+        stack.name,
+        waited.as_secs_f64()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack
+        .target_health()
+        .await
+        .iter()
+        .any(|(_, s)| s != "healthy")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "targets did not all become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stack.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
+    let _serial = SERIAL.lock().await;
+    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    let stack = Stack::new("kill", 20);
+    let url = stack.up().await;
+    let (client, base) = browser(&url).await;
+    wait_ready(&client, &base, Duration::from_secs(120)).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while stack
+        .target_health()
+        .await
+        .iter()
+        .filter(|(_, s)| s == "healthy")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "two healthy targets never came");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let before: Vec<String> = stack
+        .instances()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let victim = before[0].clone();
+    cloud(
+        reqwest::Method::POST,
+        &format!("instances/{victim}/kill"),
+        None,
+    )
+    .await;
+
+    // Poll the URL the whole time; once the dead target is marked unhealthy, nothing fails.
+    let started = Instant::now();
+    let (mut ok, mut failed_before_marked, mut failed_after_marked) = (0, 0, 0);
+    let mut marked = false;
+    let replacement = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no healthy replacement within 180s"
+        );
+        let r = client.get(format!("{base}/login")).send().await;
+        match r {
+            Ok(r) if r.status() == 200 => ok += 1,
+            _ if marked => failed_after_marked += 1,
+            _ => failed_before_marked += 1,
+        }
+        let health = stack.target_health().await;
+        if !marked && health.iter().any(|(id, s)| id == &victim && s != "healthy") {
+            marked = true;
+        }
+        let fresh: Vec<_> = health
+            .iter()
+            .filter(|(id, s)| !before.contains(id) && s == "healthy")
+            .collect();
+        if let Some((id, _)) = fresh.first() {
+            break id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "[{}] {victim} killed, {replacement} healthy after {:.1}s; requests ok {ok}, failed before the target was marked {failed_before_marked}, after {failed_after_marked}",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        failed_after_marked, 0,
+        "requests failed after the dead target was marked unhealthy"
+    );
+    assert!(ok > 0);
+    let states = stack.instances().await;
+    assert!(
+        states
+            .iter()
+            .any(|(id, s)| id == &victim && s == "terminated"),
+        "{states:?}"
+    );
+    let r = client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    stack.down().await;
+}
