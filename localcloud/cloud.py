@@ -34,6 +34,18 @@ ACCOUNT = "123456789012"
 log = logging.getLogger("localcloud")
 
 
+def _resource_id(item: Any) -> str | None:
+    """moto hands out ids as strings, models or dicts, depending on the service."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        for key in ("SubnetIdentifier", "VpcSecurityGroupId", "GroupId", "SubnetId", "id"):
+            if key in item:
+                return str(item[key])
+        return None
+    return getattr(item, "id", None) or getattr(item, "subnet_id", None)
+
+
 class LocalCloud:
     def __init__(self, state_dir: str, port: int):
         self.state_dir = state_dir
@@ -55,9 +67,11 @@ class LocalCloud:
 
     # ---- what patches and components ask -------------------------------------------
 
-    def linger(self, ids: Iterable[str], more: Iterable[str], seconds: float, holder: str) -> None:
+    def linger(self, ids: Iterable[Any], more: Iterable[Any], seconds: float, holder: str) -> None:
+        """Security groups and subnets stay in use by `holder`'s interfaces for `seconds`."""
         if seconds > 0:
-            self._lingering.append((set(ids) | set(more), time.time() + seconds, f"network interfaces of deleted {holder}"))
+            found = {_resource_id(i) for i in [*ids, *more]} - {None}
+            self._lingering.append((found, time.time() + seconds, f"network interfaces of deleted {holder}"))
 
     def interface_using(self, resource: str, kind: str) -> str | None:
         now = time.time()
