@@ -103,14 +103,12 @@ fn default_serve_args() -> anyhow::Result<ServeArgs> {
 
 async fn serve(data: &DataArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::from_args(data, args)?;
-    let public = config
-        .public_url
-        .as_ref()
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| format!("http://{}/", config.bind));
+    let public_url = config.public_url.as_ref().map(|u| u.to_string());
     let first_admin = config.first_admin.clone();
     let app = Application::build(config).await?;
     let addr = app.local_addr()?;
+    // The bound address, so `--bind 127.0.0.1:0` prints the port it got.
+    let public = public_url.unwrap_or_else(|| format!("http://{addr}/"));
     tracing::info!(%addr, "listening");
     println!("Gallery running at {public}");
     match &first_admin.password {

@@ -2,6 +2,7 @@
 //! `provision` binary builds a stack whose instances boot the real release binary from
 //! their user-data, RDS is a real PostgreSQL, target health comes from real probes and
 //! the load balancer really forwards. One test at a time: they change the cloud's settings.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -442,32 +443,7 @@ async fn use_the_gallery(stack: &Stack, url: &str) {
 /// Query the stack's database (the local cloud's PostgreSQL behind the RDS endpoint) with
 /// the credentials from its Secrets Manager secret.
 async fn psql(stack: &Stack, sql: &str) -> String {
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
-    let list = sm.list_secrets().send().await.unwrap();
-    let arn = list
-        .secret_list()
-        .iter()
-        .find(|s| {
-            s.name()
-                .unwrap_or_default()
-                .starts_with(&format!("{}/db", stack.name))
-                || s.name()
-                    .unwrap_or_default()
-                    .starts_with(&format!("{}-db", stack.name))
-        })
-        .and_then(|s| s.arn())
-        .expect("the stack's database secret")
-        .to_string();
-    let secret: Value = serde_json::from_str(
-        sm.get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .unwrap()
-            .secret_string()
-            .unwrap(),
-    )
-    .unwrap();
+    let secret = db_secret(stack).await;
     let status = cloud(reqwest::Method::GET, "status", None).await;
     let host = secret["host"].as_str().unwrap();
     let address = status["databases"]
@@ -498,6 +474,22 @@ async fn psql(stack: &Stack, sql: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The database credentials provision generated (only in Secrets Manager).
+async fn db_secret(stack: &Stack) -> Value {
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let arn = format!("{}/db", stack.name);
+    serde_json::from_str(
+        sm.get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// After `down`: nothing of the stack's instances runs any more.

@@ -23,7 +23,7 @@ fn endpoint() -> String {
 
 fn timing() -> Timing {
     Timing {
-        poll: Duration::from_millis(20),
+        poll: Duration::from_millis(250),
         dependency_timeout: Duration::from_secs(5),
         wait_timeout: Duration::from_secs(30),
         lock_lease: Duration::from_secs(1),
@@ -295,7 +295,9 @@ async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
     let total = log.calls().len();
     run(down(true), &reference).await.0.unwrap();
 
-    let points: Vec<usize> = [1, 3, 8, 15, 25, 35, 50, 65, 80, 95]
+    // Up to 80%: the total includes polls of RDS (a real PostgreSQL starting on the local
+    // cloud), whose count varies from run to run.
+    let points: Vec<usize> = [1, 3, 8, 15, 25, 35, 50, 60, 70, 80]
         .iter()
         .map(|p| p * total / 100)
         .filter(|k| *k > 0)

@@ -115,18 +115,30 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    img.apply_orientation(orientation);
-
-    let thumb = img.thumbnail(THUMB_EDGE, THUMB_EDGE);
+    let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    // Scale first, then turn the small result upright: rotating the full decoded image
+    // cost a second full-size buffer and a fifth of the time (docs/BENCHMARKS.md, part 3).
+    let mut thumb = img.thumbnail(THUMB_EDGE, THUMB_EDGE);
+    thumb.apply_orientation(orientation);
+    let (width, height) = upright(img.width(), img.height(), orientation);
+    drop(img);
     let (thumb, thumb_kind) = encode_thumbnail(&thumb).map_err(corrupt)?;
     Ok(Processed {
         kind,
-        width: img.width(),
-        height: img.height(),
+        width,
+        height,
         thumb,
         thumb_kind,
     })
+}
+
+/// Dimensions as displayed: the orientations that turn by 90 degrees swap them.
+fn upright(width: u32, height: u32, orientation: image::metadata::Orientation) -> (u32, u32) {
+    use image::metadata::Orientation::*;
+    match orientation {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (height, width),
+        NoTransforms | Rotate180 | FlipHorizontal | FlipVertical => (width, height),
+    }
 }
 
 /// JPEG for opaque images (small), PNG where there is transparency to keep.

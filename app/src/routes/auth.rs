@@ -110,7 +110,14 @@ pub async fn logout(current: CurrentUser, Form(form): Form<CsrfForm>) -> AppResu
     csrf::verify(&current.session, &form.csrf).await?;
     // Deletes the record from the store, not just the cookie.
     current.session.flush().await?;
-    Ok(Redirect::to("/login").into_response())
+    // Images are cached privately for a year (their URLs never change): on a shared
+    // computer the next person must not find the last user's photos in the cache.
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        "clear-site-data",
+        axum::http::HeaderValue::from_static("\"cache\""),
+    );
+    Ok(response)
 }
 
 /// The client's address: the peer, or behind a trusted proxy the hop it appended last.

@@ -175,6 +175,8 @@ async fn logout_destroys_the_session_on_the_server(b: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/login");
+    // The browser drops its cached (private, long-lived) images of this user.
+    assert_eq!(r.headers()["clear-site-data"], "\"cache\"");
     // Replaying the old cookie (as a thief would) no longer works: the record is gone.
     let r = plain
         .get(app.url("/gallery"))
