@@ -96,6 +96,9 @@ def _target_health(cloud: Any) -> None:
 
     def health_for(self: Any, target: dict, ec2_backend: Any) -> Any:
         state = cloud.health.state_of(self.arn, target["Id"])
+        if state is None and target["Id"] in self.targets:
+            # Registered since the prober last looked: not probed yet.
+            state = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
         if state is None:
             return original(self, target, ec2_backend)
         status, reason, description = state
