@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use axum::extract::multipart::MultipartError;
+use axum::body::Bytes;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::StreamExt;
@@ -83,12 +84,30 @@ impl From<MultipartError> for ReadError {
     }
 }
 
-/// The CSRF token and the files of an upload form.
-async fn read_form(multipart: &mut Multipart) -> Result<(Option<String>, Vec<Upload>), ReadError> {
+/// A file's bytes in one allocation of (at most) the rest of the request, instead of a
+/// buffer that doubles as it grows: a 22 MB photo ended in a 32 MiB buffer with 48 MiB
+/// live while it grew (docs/BENCHMARKS.md, part 5).
+async fn read_file(field: &mut Field<'_>, hint: usize) -> Result<Bytes, MultipartError> {
+    let mut buf = Vec::with_capacity(hint);
+    while let Some(chunk) = field.chunk().await? {
+        buf.extend_from_slice(&chunk);
+    }
+    // One file of several: give back what the hint reserved beyond it.
+    buf.shrink_to_fit();
+    Ok(Bytes::from(buf))
+}
+
+/// The CSRF token and the files of an upload form; `declared` is the request's
+/// Content-Length (already checked against the limit), used to size the buffers.
+async fn read_form(
+    multipart: &mut Multipart,
+    declared: usize,
+) -> Result<(Option<String>, Vec<Upload>), ReadError> {
     let mut token = None;
     let mut uploads = Vec::new();
     let mut parts = 0usize;
-    while let Some(field) = multipart.next_field().await? {
+    let mut read = 0usize;
+    while let Some(mut field) = multipart.next_field().await? {
         parts += 1;
         if parts > MAX_FILES + 1 {
             return Err(ReadError::Refused(AppError::PayloadTooLarge(format!(
@@ -99,7 +118,8 @@ async fn read_form(multipart: &mut Multipart) -> Result<(Option<String>, Vec<Upl
             Some("csrf") => token = Some(field.text().await?),
             Some("files") => {
                 let raw_name = field.file_name().unwrap_or_default().to_string();
-                let bytes = field.bytes().await?;
+                let bytes = read_file(&mut field, declared.saturating_sub(read)).await?;
+                read += bytes.len();
                 // A file input with nothing chosen still sends an empty, nameless part.
                 if raw_name.is_empty() && bytes.is_empty() {
                     continue;
@@ -123,9 +143,17 @@ async fn read_form(multipart: &mut Multipart) -> Result<(Option<String>, Vec<Upl
 pub async fn submit(
     State(state): State<AppState>,
     current: CurrentUser,
+    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> AppResult<impl IntoResponse> {
     let limit = state.config.limits.max_upload_bytes;
+    // `reject_oversize` has refused anything declaring more than the limit.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(limit);
     let too_large = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge(format!(
@@ -137,7 +165,7 @@ pub async fn submit(
         }
     };
 
-    let (token, uploads) = match read_form(&mut multipart).await {
+    let (token, uploads) = match read_form(&mut multipart, declared).await {
         Ok(form) => form,
         Err(ReadError::Multipart(e)) => return Err(too_large(e)),
         Err(ReadError::Refused(e)) => {
