@@ -466,6 +466,25 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
         .unwrap();
     let doc: serde_json::Value =
         serde_json::from_str(&urlencoding::decode(doc.policy_document()).unwrap()).unwrap();
+    // That inline policy is the role's only grant: no other inline or managed policy.
+    let inline = c
+        .aws
+        .iam
+        .list_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inline.policy_names(), [role.clone()]);
+    let attached = c
+        .aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert!(attached.attached_policies().is_empty(), "{attached:?}");
     let bucket = provision::bucket::name(&c);
     let secrets: Vec<String> = c
         .aws
