@@ -19,7 +19,7 @@ PARTS = [
     ("thumbnail", "3. Upload thumbnail", "the intake path on `testdata/photos/large-12mp-exif-rot6.jpg` (4000x3000, EXIF orientation 6) vs `vipsthumbnail`, 400 px long edge. Goal: <= 1.5x vips's time and <= 1.5x its peak memory."),
     ("bytes", "4. Bytes per gallery view", "HTML + CSS + every thumbnail of a 60-image page vs the replaced Flask page (every original base64-inlined). Goal: <= 5%."),
     ("upload-memory", "5. Upload memory", "server peak RSS while 8 clients upload ~20 MB images at once. Goal: <= 8 x decoded-image size + 64 MiB."),
-    ("provision", "6. Provision", None),
+    ("provision", "6. Provision", "the real `provision` binary on the local cloud (`localcloud/`) with its realistic delays: a no-op `up` (AWS calls and wall time; goal <= 40 calls and <= 3 s), and `up` from nothing and `down` against the longest dependency chain of those delays (what a perfectly parallel tool would take) and against their sum (what a playbook waiting for each step in turn would take). Goal: <= 1.15x the longest chain. How the references are derived is in the notes below."),
     ("deploy", "7. Deploy", None),
 ]
 MACHINE_KEYS = ["cores", "cpu", "memory", "kernel", "os", "nginx", "vips", "wrk", "postgresql", "gallery"]
@@ -56,16 +56,28 @@ def fmt(v, unit):
         return v or "?"
     if unit == "bytes":
         return f"{x / 1e6:.2f} MB" if x >= 1e6 else f"{x / 1e3:.1f} kB" if x >= 1e3 else f"{x:.0f} B"
+    if unit == "calls":
+        return f"{x:.0f} calls"
     if unit == "req/s":
         return f"{x:,.0f} req/s"
     return f"{x:,.1f} {unit}" if x < 1000 else f"{x:,.0f} {unit}"
+
+
+def ref_cell(r, with_label=True):
+    """The reference column: a dash for a row without one (an absolute goal)."""
+    if not r["ref"]:
+        return "-"
+    text = fmt(r["ref"], r["unit"])
+    return f"{text} ({r['ref_label']})" if with_label and r["ref_label"] else text
 
 
 def judge(r):
     """(ratio text, goal text, verdict)"""
     ours, ref, goal = num(r["ours"]), num(r["ref"]), r["goal"]
     ratio = ours / ref if ours is not None and ref else None
-    if ratio is None:
+    if not r["ref"]:
+        rtext = "-"
+    elif ratio is None:
         rtext = "?"
     elif ratio < 0.1:
         rtext = f"{ratio * 100:.1f}%"
@@ -112,7 +124,7 @@ def main():
             continue
         for r in results[key][2]:
             rtext, gtext, verdict = judge(r)
-            table.append((title.split(".")[0], r["label"], fmt(r["ours"], r["unit"]), fmt(r["ref"], r["unit"]), rtext, gtext, verdict))
+            table.append((title.split(".")[0], r["label"], fmt(r["ours"], r["unit"]), ref_cell(r, False), rtext, gtext, verdict))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     print()
     for i, row in enumerate(table):
@@ -133,12 +145,13 @@ def main():
         "hold. Benchmarks print; they never fail CI.",
         "",
         "```sh",
-        "bench/run                   # every part (about 4 minutes after the release build)",
+        "bench/run                   # every part (about 4 minutes after the release build, and ~5 for provision)",
         "bench/run page delivery     # some parts; the others keep their last figures",
         "```",
         "",
-        "Parts: `page`, `delivery`, `thumbnail`, `bytes`, `upload-memory` (and `provision`,",
-        "`deploy`, to come). `bench/run` installs nginx, libvips-tools and wrk from Debian if",
+        "Parts: `page`, `delivery`, `thumbnail`, `bytes`, `upload-memory`, `provision` (as root:",
+        "the local cloud; `BENCH_PROVISION_REPS`, 3) and `deploy` (not built yet, issue 5).",
+        "`bench/run` installs nginx, libvips-tools and wrk from Debian if",
         "missing, builds `cargo build --release -p gallery`, starts its own servers (gallery on",
         "SQLite and on a throwaway PostgreSQL with TLS from `scripts/lib/services.sh`, nginx on a",
         "free port) and stops them. Knobs: `BENCH_DURATION` (20 s), `BENCH_CONNECTIONS` (64),",
@@ -153,20 +166,32 @@ def main():
     lines += [f"| date | {latest.get('date', '?')} |", ""]
     lines += ["## Summary", "", "| part | figure | ours | reference | ratio | goal | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, title, _ in PARTS:
+        if key == "deploy" and key not in results:
+            lines.append(f"| {title} | not built yet (issue 5) | | | | | |")
+            continue
         if key not in results:
             lines.append(f"| {title} | not run yet | | | | | |")
             continue
         for r in results[key][2]:
             rtext, gtext, verdict = judge(r)
             v = f"**{verdict}**" if verdict.startswith("MISSED") else verdict
-            lines.append(f"| {title} | {r['label']} | {fmt(r['ours'], r['unit'])} | {fmt(r['ref'], r['unit'])} ({r['ref_label']}) | {rtext} | {gtext} | {v} |")
+            lines.append(f"| {title} | {r['label']} | {fmt(r['ours'], r['unit'])} | {ref_cell(r)} | {rtext} | {gtext} | {v} |")
     lines.append("")
     lines.append("MISSED (xN): the figure must improve N-fold to meet its goal.")
     lines.append("")
 
     for key, title, what in PARTS:
         lines += [f"## {title}", ""]
-        if what is None:
+        if key == "deploy" and what is None:
+            lines += [
+                "<!-- ==== PART 7: deploy: NOT BUILT YET (issue 5) ==== -->",
+                "Not built yet (issue 5). `bench_deploy` in `bench/run` only says so; once deploys",
+                "exist it writes `bench/results/deploy.tsv` and this section fills in.",
+                "",
+            ]
+            if key not in results:
+                continue
+        elif what is None:
             lines += [
                 "<!-- ==== PART " + title.split(".")[0] + ": ADDED BY THE LEAD ==== -->",
                 f"Not measured yet: `bench_{key}` in `bench/run` is a placeholder; it writes",
@@ -176,6 +201,8 @@ def main():
             if key not in results:
                 continue
         else:
+            if key == "provision":
+                lines += ["<!-- ==== PART 6: provision (bench_provision in bench/run; bench/run provision) ==== -->"]
             lines += [f"What: {what}", ""]
         if key not in results:
             lines += ["Not run yet: `bench/run " + key + "`.", ""]
@@ -188,7 +215,7 @@ def main():
         lines += ["", "| figure | ours | reference | ratio | goal | verdict | detail |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
             rtext, gtext, verdict = judge(r)
-            lines.append(f"| {r['label']} | {fmt(r['ours'], r['unit'])} | {fmt(r['ref'], r['unit'])} ({r['ref_label']}) | {rtext} | {gtext} | {verdict} | {r['detail']} |")
+            lines.append(f"| {r['label']} | {fmt(r['ours'], r['unit'])} | {ref_cell(r)} | {rtext} | {gtext} | {verdict} | {r['detail']} |")
         lines.append("")
 
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")

@@ -258,7 +258,9 @@ where
 }
 
 /// Retry a deletion while AWS answers DependencyViolation (or another transient code),
-/// with exponential backoff bounded by `timing.dependency_timeout`.
+/// backing off from half a second up to the polling interval (a longer step overshot the
+/// moment the dependency went by up to its own length: docs/BENCHMARKS.md, part 6), for
+/// at most `timing.dependency_timeout`.
 pub async fn retry_while<T, E, R, F, Fut>(
     what: &str,
     codes: &[&str],
@@ -272,7 +274,8 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let start = Instant::now();
-    let mut delay = timing.poll.min(Duration::from_secs(2));
+    let cap = timing.poll.max(Duration::from_millis(500));
+    let mut delay = Duration::from_millis(500).min(cap);
     loop {
         match op().await {
             Ok(v) => return Ok(v),
@@ -280,7 +283,7 @@ where
                 let c = code(&e).unwrap_or_default();
                 if codes.contains(&c.as_str()) && start.elapsed() < timing.dependency_timeout {
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    delay = (delay * 2).min(cap);
                     continue;
                 }
                 return Err(explain(what, e));
