@@ -165,6 +165,42 @@ mod tests {
     }
 
     #[test]
+    fn usernames_refuse_html_characters() {
+        for bad in [
+            "<b>x",
+            "a\"b",
+            "x>y",
+            "<script>",
+            "ab<",
+            "a'b",
+            "a&b",
+            "a=b",
+            "a`b",
+            "\"><script>alert(1)</script>",
+        ] {
+            let err = Username::parse(bad).unwrap_err();
+            assert!(err.0.contains("may contain only"), "{bad}: {err}");
+        }
+        // The same letters without the markup are fine.
+        assert_eq!(Username::parse("b.x").unwrap().as_str(), "b.x");
+    }
+
+    #[test]
+    fn full_names_and_file_names_keep_html_for_escaping_at_output() {
+        // Not refused at input: they are data, and the templates escape them (claim 6).
+        let name = "\"><script>alert(1)</script>";
+        assert_eq!(FullName::parse(name).unwrap().as_str(), name);
+        for file in [
+            "x\" onerror=\"alert(1).jpg",
+            "<img src=x onerror=alert(1)>.jpg",
+        ] {
+            assert_eq!(DisplayName::parse(file).unwrap().as_str(), file);
+        }
+        assert!(FullName::parse("a\nb").is_err());
+        assert!(DisplayName::parse("a\r\nb.jpg").is_err());
+    }
+
+    #[test]
     fn display_names_refuse_paths() {
         assert!(DisplayName::parse("../../x.jpg").is_err());
         assert!(DisplayName::parse("a\\b.jpg").is_err());

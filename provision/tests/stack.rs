@@ -475,7 +475,7 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
         .send()
         .await
         .unwrap();
-    assert_eq!(inline.policy_names(), [role.clone()]);
+    assert_eq!(inline.policy_names(), std::slice::from_ref(&role));
     let attached = c
         .aws
         .iam

@@ -242,6 +242,259 @@ async fn state_changes_without_csrf_token_are_refused(b: Backend) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
+/// The 3 POST routes `state_changes_without_csrf_token_are_refused` does not cover: each
+/// refuses a missing token, forged tokens, and valid tokens of other sessions (of the same
+/// user and of another user), and nothing changes.
+async fn image_and_user_changes_refuse_missing_forged_and_foreign_csrf_tokens(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    assert_eq!(
+        app.upload(&alice, &[("keep.jpg", photo("rocket.jpg"))])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let image = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let objects = app.data.objects().await;
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    let alice_id = app
+        .data
+        .count("SELECT id FROM users WHERE username = 'alice'")
+        .await;
+    let admin = app.admin().await;
+    // Other sessions, each with a token that is valid for that session only.
+    let alice_elsewhere = app.client();
+    assert_eq!(
+        login(&app.base, &alice_elsewhere, "alice", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let admin_elsewhere = app.admin().await;
+    let alice_other_token = app.csrf(&alice_elsewhere, "/gallery").await;
+    let admin_other_token = app.csrf(&admin_elsewhere, "/admin").await;
+    let alice_token = app.csrf(&alice, "/gallery").await;
+    let admin_token = app.csrf(&admin, "/admin").await;
+    assert_ne!(alice_token, alice_other_token, "tokens are per session");
+    assert_ne!(admin_token, admin_other_token, "tokens are per session");
+    // Same shape as a real token (32 random bytes, base64url), but not issued to anyone.
+    let well_formed_forgery = "A".repeat(admin_token.len());
+
+    let unchanged = |what: String| {
+        let app = &app;
+        let image = image.clone();
+        let objects = objects.clone();
+        async move {
+            assert_eq!(
+                app.data
+                    .count(&format!("SELECT COUNT(*) FROM images WHERE id = '{image}'"))
+                    .await,
+                1,
+                "{what}: the image row is still there"
+            );
+            assert_eq!(app.data.objects().await, objects, "{what}: objects kept");
+            assert_eq!(
+                app.data
+                    .query_strings(&format!(
+                        "SELECT full_name FROM users WHERE id = {alice_id}"
+                    ))
+                    .await,
+                vec!["alice Full".to_string()],
+                "{what}: alice still exists with her name"
+            );
+            assert_eq!(
+                app.data
+                    .count(&format!(
+                        "SELECT COUNT(*) FROM users WHERE id = {alice_id} AND is_admin"
+                    ))
+                    .await,
+                0,
+                "{what}: alice is still not an admin"
+            );
+            assert_eq!(app.data.count("SELECT COUNT(*) FROM users").await, 2);
+        }
+    };
+
+    // (label, token or None for no field at all)
+    let image_tokens: [(&str, Option<&str>); 6] = [
+        ("no token", None),
+        ("empty token", Some("")),
+        ("forged token", Some("forged")),
+        (
+            "well-formed forged token",
+            Some(well_formed_forgery.as_str()),
+        ),
+        (
+            "alice's token from her other session",
+            Some(alice_other_token.as_str()),
+        ),
+        ("admin's token", Some(admin_token.as_str())),
+    ];
+    let delete_image = format!("/images/{image}/delete");
+    for (label, token) in image_tokens {
+        let form: Vec<(&str, &str)> = token.map(|t| vec![("csrf", t)]).unwrap_or_default();
+        let r = app.post_form(&alice, &delete_image, &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "delete image, {label}");
+        unchanged(format!("delete image, {label}")).await;
+    }
+
+    let admin_tokens: [(&str, Option<&str>); 6] = [
+        ("no token", None),
+        ("empty token", Some("")),
+        ("forged token", Some("forged")),
+        (
+            "well-formed forged token",
+            Some(well_formed_forgery.as_str()),
+        ),
+        (
+            "admin's token from another session",
+            Some(admin_other_token.as_str()),
+        ),
+        ("alice's token", Some(alice_token.as_str())),
+    ];
+    let update = format!("/admin/users/{alice_id}");
+    let delete_user = format!("/admin/users/{alice_id}/delete");
+    for (label, token) in admin_tokens {
+        let mut form = vec![
+            ("full_name", "Pwned"),
+            ("password", "attacker-password"),
+            ("admin", "on"),
+        ];
+        if let Some(t) = token {
+            form.push(("csrf", t));
+        }
+        let r = app.post_form(&admin, &update, &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "modify user, {label}");
+        unchanged(format!("modify user, {label}")).await;
+
+        let form: Vec<(&str, &str)> = token.map(|t| vec![("csrf", t)]).unwrap_or_default();
+        let r = app.post_form(&admin, &delete_user, &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "delete user, {label}");
+        unchanged(format!("delete user, {label}")).await;
+    }
+    // Her password was not changed either: it still works, and her sessions survived.
+    assert_eq!(app.get(&alice, "/").await.status(), StatusCode::OK);
+    assert_eq!(
+        login(&app.base, &app.client(), "alice", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        login(&app.base, &app.client(), "alice", "attacker-password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Control: the session's own token is accepted, so the refusals above were the token's.
+    let r = app
+        .post_form(&alice, &delete_image, &[("csrf", &alice_token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app.data.objects().await.is_empty());
+    let r = app
+        .post_form(&admin, &delete_user, &[("csrf", &admin_token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM users").await, 1);
+}
+
+/// Timing must not tell an existing username from an unknown one (claim 1).
+async fn unknown_user_and_wrong_password_take_similar_time(b: Backend) {
+    use std::time::{Duration, Instant};
+
+    let app = TestApp::spawn_with(b, &["--login-max-failures", "100"]).await;
+    let c = app.client();
+    // A failed login keeps the session's token, so one token serves every attempt and
+    // only the POST itself is timed.
+    let token = app.csrf(&c, "/login").await;
+    let attempt = |username: &'static str| {
+        let c = &c;
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let started = Instant::now();
+            let r = c
+                .post(app.url("/login"))
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("username", username),
+                    ("password", "not-the-password"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            let took = started.elapsed();
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{username}");
+            assert!(body.contains("Invalid username or password."), "{username}");
+            took
+        }
+    };
+    // Warm-up: the dummy hash is built on first use, connections and caches fill.
+    for _ in 0..2 {
+        attempt("nobody").await;
+        attempt("admin").await;
+    }
+    let (mut existing, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        // Alternate the order so a drift in machine load hits both sides alike.
+        if i % 2 == 0 {
+            existing.push(attempt("admin").await);
+            unknown.push(attempt("nobody").await);
+        } else {
+            unknown.push(attempt("nobody").await);
+            existing.push(attempt("admin").await);
+        }
+    }
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2
+    }
+    let (e, u) = (median(existing.clone()), median(unknown.clone()));
+    let ratio = e.as_secs_f64().max(u.as_secs_f64()) / e.as_secs_f64().min(u.as_secs_f64());
+    assert!(
+        ratio < 2.0,
+        "median wrong password {e:?} vs unknown user {u:?} (ratio {ratio:.2}); \
+         all: {existing:?} vs {unknown:?}"
+    );
+}
+
+/// With `--login-max-failures 3`: 2 failures, a success, then the count starts again.
+async fn a_successful_login_resets_the_per_user_failure_counter(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        &["--login-max-failures", "3", "--login-lockout-secs", "60"],
+    )
+    .await;
+    let c = app.client();
+    let fail = || async {
+        login(&app.base, &app.client(), "admin", "wrong-password")
+            .await
+            .status()
+    };
+    for _ in 0..2 {
+        assert_eq!(fail().await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login(&app.base, &c, "admin", ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // Without the reset the next failure would be the 3rd and the one after it a 429.
+    for i in 0..3 {
+        assert_eq!(
+            fail().await,
+            StatusCode::UNAUTHORIZED,
+            "failure {i} after the reset"
+        );
+    }
+    // The count really restarted from 0 (and still counts): the 3rd failure locks again.
+    let r = login(&app.base, &app.client(), "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
 async fn failed_logins_are_throttled_per_user_and_reset(b: Backend) {
     let app = TestApp::spawn_with(
         b,
@@ -304,15 +557,34 @@ async fn cookies_are_httponly_samesite_and_secure_behind_https(b: Backend) {
         !cookie.contains("Secure"),
         "plain http must not set Secure: {cookie}"
     );
+    // Over plain http HSTS means nothing (and would be wrong on a dev box): never sent.
+    for path in ["/login", "/healthz", "/nonexistent"] {
+        let r = app.get(&app.client(), path).await;
+        assert!(
+            !r.headers().contains_key("strict-transport-security"),
+            "{path}: {:?}",
+            r.headers()
+        );
+    }
 
     let app = TestApp::spawn_with(b, &["--public-url", "https://gallery.example.org"]).await;
     let r = app.get(&app.client(), "/login").await;
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
-        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    assert!(r.headers().contains_key("strict-transport-security"));
+    // The value `security.rs::headers` sets: one year, on every response over https.
+    for path in ["/login", "/healthz", "/nonexistent"] {
+        let r = app.get(&app.client(), path).await;
+        assert_eq!(
+            r.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
 }
 
 async fn security_headers_are_on_every_page(b: Backend) {
@@ -414,6 +686,9 @@ both_backends!(
     session_id_is_rotated_at_login_and_fixation_fails,
     logout_destroys_the_session_on_the_server,
     state_changes_without_csrf_token_are_refused,
+    image_and_user_changes_refuse_missing_forged_and_foreign_csrf_tokens,
+    unknown_user_and_wrong_password_take_similar_time,
+    a_successful_login_resets_the_per_user_failure_counter,
     failed_logins_are_throttled_per_user_and_reset,
     cookies_are_httponly_samesite_and_secure_behind_https,
     security_headers_are_on_every_page,
