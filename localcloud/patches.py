@@ -246,6 +246,20 @@ def _auto_scaling() -> None:
 
     cls.replace_autoscaling_group_instances = replace_autoscaling_group_instances
 
+    # A version made by CreateLaunchTemplateVersion keeps its UserData as a plain string,
+    # which moto's own assertion then rejects (HTTP 500 on every launch from it).
+    from moto.core.types import Base64EncodedString as Encoded
+    from moto.ec2.models import launch_templates
+
+    def user_data(self: Any) -> Any:
+        value = self.data.get("UserData")
+        if isinstance(value, str):
+            value = Encoded(value)
+            self.data["UserData"] = value
+        return value
+
+    launch_templates.LaunchTemplateVersion.user_data = property(user_data)
+
 
 def _console_output(cloud: Any) -> None:
     """GetConsoleOutput returns the instance's real boot output and its service's last lines."""

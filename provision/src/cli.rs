@@ -75,10 +75,46 @@ pub enum Command {
         #[arg(long)]
         skip_final_snapshot: bool,
     },
+    /// Roll a new release out to the running stack with no downtime (rolls back by itself
+    /// when the new instances do not become healthy)
+    Deploy {
+        /// The gallery binary to deploy (default: build one with scripts/release)
+        #[arg(long, value_name = "PATH")]
+        artifact: Option<PathBuf>,
+        #[command(flatten)]
+        rolling: RollingArgs,
+    },
+    /// Roll the stack back to an earlier release, through the same rolling path
+    Rollback {
+        /// The release to return to (default: the one before the running one)
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        #[command(flatten)]
+        rolling: RollingArgs,
+    },
     /// Print the first admin's username and password (kept in Secrets Manager)
     AdminPassword,
     /// Break a lock left by a run that died
     Unlock,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RollingArgs {
+    /// Instances replaced at a time (capacity never drops below the desired count)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub batch_size: u16,
+    /// How long new instances may take to become healthy before the deploy rolls back
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..=7200))]
+    pub healthy_timeout_secs: u64,
+}
+
+impl RollingArgs {
+    fn rolling(&self) -> crate::deploy::Rolling {
+        crate::deploy::Rolling {
+            batch: usize::from(self.batch_size),
+            healthy_timeout: std::time::Duration::from_secs(self.healthy_timeout_secs),
+        }
+    }
 }
 
 /// Load and check the settings, with the flags' overrides, before any AWS call.
@@ -221,6 +257,21 @@ pub async fn execute(
                 Ok(3)
             }
         }
+        Command::Deploy { artifact, rolling } => {
+            let path = match artifact {
+                Some(p) => p.clone(),
+                None => crate::release::build().await?,
+            };
+            let target = crate::deploy::Target::Artifact(crate::release::inspect(&path)?);
+            roll_out(ctx(Mode::Plan), ctx(Mode::Apply), target, rolling.rolling()).await
+        }
+        Command::Rollback { to, rolling } => {
+            let target = match to {
+                Some(v) => crate::deploy::Target::Release(v.clone()),
+                None => crate::deploy::Target::Previous,
+            };
+            roll_out(ctx(Mode::Plan), ctx(Mode::Apply), target, rolling.rolling()).await
+        }
         Command::AdminPassword => {
             let c = ctx(Mode::Plan);
             let secret = crate::secrets::read_admin(&c).await?;
@@ -245,6 +296,23 @@ pub async fn execute(
             Ok(0)
         }
     }
+}
+
+async fn roll_out(
+    planner: Ctx,
+    applier: Ctx,
+    target: crate::deploy::Target,
+    rolling: crate::deploy::Rolling,
+) -> anyhow::Result<i32> {
+    let r = crate::deploy::run(&planner, &applier, target, rolling).await?;
+    println!(
+        "Deployed {} (launch template version {}): replaced {} instance(s) in {:.1}s.",
+        r.release,
+        r.version,
+        r.replaced,
+        r.elapsed.as_secs_f64()
+    );
+    Ok(0)
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod database;
+pub mod deploy;
 pub mod fleet;
 pub mod graph;
 pub mod iam;

@@ -733,3 +733,247 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
     assert_eq!(r.status(), 200);
     stack.down().await;
 }
+
+/// The Auto Scaling group's instances that are in service.
+async fn in_service(stack: &Stack) -> Vec<String> {
+    let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(format!("{}-asg", stack.name))
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_groups()
+        .iter()
+        .flat_map(|g| g.instances())
+        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect()
+}
+
+/// Every instance in service booted `release` (its boot output says so).
+async fn all_run(stack: &Stack, release: &str) -> Vec<String> {
+    let ec2 = stack.ec2().await;
+    let ids = in_service(stack).await;
+    for id in &ids {
+        let out = ec2
+            .get_console_output()
+            .instance_id(id)
+            .send()
+            .await
+            .unwrap();
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            out.output().unwrap_or_default(),
+        )
+        .unwrap();
+        let console = String::from_utf8_lossy(&raw);
+        assert!(
+            console.contains(&format!("gallery {release} started")),
+            "{id} does not run {release}:\n{console}"
+        );
+    }
+    ids
+}
+
+#[derive(Default)]
+struct Load {
+    ok: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    failures: std::sync::Mutex<Vec<String>>,
+}
+
+/// `clients` users browsing the gallery and, every tenth request, uploading, until `stop`.
+async fn generate_load(
+    url: &str,
+    password: &str,
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::sync::Arc<Load> {
+    use std::sync::atomic::Ordering;
+    let load = std::sync::Arc::new(Load::default());
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/photos/rocket.jpg"
+    ))
+    .unwrap();
+    for c in 0..clients {
+        let (client, base) = browser(url).await;
+        login(&client, &base, "admin", password).await;
+        let (load, stop, photo) = (load.clone(), stop.clone(), photo.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let outcome = if (n + c as u64) % 10 == 0 {
+                    match client.get(format!("{base}/upload")).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let token = csrf(&r.text().await.unwrap_or_default());
+                            let form = reqwest::multipart::Form::new().text("csrf", token).part(
+                                "files",
+                                reqwest::multipart::Part::bytes(photo.clone())
+                                    .file_name("load.jpg")
+                                    .mime_str("image/jpeg")
+                                    .unwrap(),
+                            );
+                            client
+                                .post(format!("{base}/upload"))
+                                .multipart(form)
+                                .send()
+                                .await
+                                .map(|r| r.status())
+                        }
+                        Ok(r) => Ok(r.status()),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    client
+                        .get(format!("{base}/gallery"))
+                        .send()
+                        .await
+                        .map(|r| r.status())
+                };
+                match outcome {
+                    Ok(s) if s.is_success() || s.is_redirection() => {
+                        load.ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        load.failed.fetch_add(1, Ordering::Relaxed);
+                        load.failures.lock().unwrap().push(format!("{other:?}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+    load
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and_refuses_a_second_deploy(
+) {
+    use std::sync::atomic::Ordering;
+    let _serial = SERIAL.lock().await;
+    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    let stack = Stack::new("roll", 600);
+    let url = stack.up().await;
+    let v1 = provision::release::inspect(&artifact()).unwrap().version;
+    all_run(&stack, &v1).await;
+    // v2: the same program, another binary (a byte appended); v3: exits at once.
+    let dir = tempfile::tempdir().unwrap();
+    let v2_path = dir.path().join("gallery-v2");
+    let mut bytes = std::fs::read(artifact()).unwrap();
+    bytes.push(0);
+    std::fs::write(&v2_path, bytes).unwrap();
+    let v3_path = dir.path().join("gallery-v3");
+    std::fs::copy("/bin/false", &v3_path).unwrap();
+    let v2 = provision::release::inspect(&v2_path).unwrap().version;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let password = stack.admin_password().await;
+    let load = generate_load(&url, &password, 20, stop.clone()).await;
+    let rolling = ["--batch-size", "1", "--healthy-timeout-secs", "120"];
+
+    // v2 over v1, while a second deploy is refused.
+    let started = Instant::now();
+    let first = {
+        let mut args = vec![
+            "deploy".to_string(),
+            "--artifact".into(),
+            v2_path.to_str().unwrap().into(),
+        ];
+        args.extend(rolling.iter().map(|s| s.to_string()));
+        let config = stack.dir.path().join("config.toml");
+        tokio::spawn(async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+                .arg("--config")
+                .arg(config)
+                .args(["--endpoint", &cloud_url(), "--poll-secs", "0.5"])
+                .args(args)
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, _, stderr) = stack
+        .provision(&["deploy", "--artifact", v3_path.to_str().unwrap()])
+        .await;
+    assert_ne!(code, 0, "a second deploy ran during the first");
+    assert!(stderr.contains("is locked by"), "{stderr}");
+    let out = first.await.unwrap();
+    assert!(
+        out.status.success(),
+        "deploy v2: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "[{}] deploy v2 over v1 (2 instances, batch 1): {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(all_run(&stack, &v2).await.len(), 2);
+
+    // A broken v3: rolled back by itself; v2 keeps serving.
+    let started = Instant::now();
+    let (code, stdout, stderr) = stack
+        .provision(&[
+            "deploy",
+            "--artifact",
+            v3_path.to_str().unwrap(),
+            "--batch-size",
+            "1",
+            "--healthy-timeout-secs",
+            "30",
+        ])
+        .await;
+    assert_eq!(code, 1, "deploy of a broken release:\n{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("did not become healthy") && stderr.contains("target"),
+        "{stderr}"
+    );
+    eprintln!(
+        "[{}] broken v3 rolled back after {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while in_service(&stack).await.len() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not return to 2 instances"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(all_run(&stack, &v2).await.len(), 2);
+
+    // Rollback: back to v1.
+    let started = Instant::now();
+    let mut args = vec!["rollback"];
+    args.extend(rolling);
+    let (code, stdout, stderr) = stack.provision(&args).await;
+    assert_eq!(code, 0, "rollback:\n{stdout}\n{stderr}");
+    eprintln!(
+        "[{}] rollback to v1: {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(all_run(&stack, &v1).await.len(), 2);
+
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (ok, failed) = (
+        load.ok.load(Ordering::Relaxed),
+        load.failed.load(Ordering::Relaxed),
+    );
+    eprintln!("[{}] load: {ok} requests ok, {failed} failed", stack.name);
+    assert!(ok > 100, "the load generator hardly ran: {ok}");
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}",
+        load.failures.lock().unwrap()
+    );
+    stack.down().await;
+}

@@ -1,0 +1,418 @@
+//! `deploy` and `rollback`: put a release on a running stack with no downtime. A new
+//! launch template version (pinned by number) names the release; the Auto Scaling group
+//! is pointed at it; then, batch by batch, new instances are started and must become
+//! healthy in the target group (bounded wait, each target's state and reason printed)
+//! before as many old ones are deregistered, drained and terminated. Capacity never drops
+//! below the desired count. A batch that does not become healthy in time returns the group
+//! to the previous version, removes the new instances and fails, saying why.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
+use base64::Engine;
+
+use crate::aws::{wait_for, AwsResult};
+use crate::balancer;
+use crate::context::Ctx;
+use crate::fleet;
+use crate::launch;
+use crate::release;
+
+/// What to roll out.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A binary on this machine: uploaded as a new release.
+    Artifact(release::Artifact),
+    /// A release already in the bucket (a rollback).
+    Release(String),
+    /// The release before the one running now.
+    Previous,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Rolling {
+    pub batch: usize,
+    /// How long a batch may take to become healthy before the deploy is rolled back.
+    pub healthy_timeout: Duration,
+}
+
+pub struct Report {
+    pub release: String,
+    pub version: i64,
+    pub replaced: usize,
+    pub elapsed: Duration,
+}
+
+/// Find the stack (read-only), then roll `target` out under the stack's lock.
+pub async fn run(
+    planner: &Ctx,
+    applier: &Ctx,
+    target: Target,
+    how: Rolling,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let outcome = crate::commands::up::plan(planner).await?;
+    let drift: Vec<String> = outcome
+        .changes
+        .iter()
+        .filter(|(n, c)| {
+            c.is_change()
+                && !matches!(
+                    n,
+                    crate::graph::Node::LaunchTemplate | crate::graph::Node::AutoScalingGroup
+                )
+        })
+        .map(|(n, c)| format!("{} ({})", n.label(), c.describe(true)))
+        .collect();
+    if !drift.is_empty() {
+        bail!(
+            "the stack does not match config.toml ({}): run `provision up` first, then deploy",
+            drift.join(", ")
+        );
+    }
+    let found = planner.out();
+    applier.set(|o| *o = found.clone());
+    let guard = crate::lock::acquire(applier, "deploy").await?;
+    let result = roll(applier, target, how).await;
+    guard.stop().await;
+    crate::lock::release(applier).await?;
+    let (release, version, replaced) = result?;
+    Ok(Report {
+        release,
+        version,
+        replaced,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String, i64, usize)> {
+    let asg = fleet::find(ctx)
+        .await?
+        .context("the stack has no Auto Scaling group: run `provision up` first")?;
+    let old_version: i64 = asg
+        .launch_template()
+        .and_then(|l| l.version())
+        .and_then(|v| v.parse().ok())
+        .context("the Auto Scaling group is not pinned to a launch template version")?;
+    let current = launch::find(ctx)
+        .await?
+        .context("the stack has no launch template")?;
+    let bucket = ctx.need("the bucket", |o| o.bucket.clone())?;
+    let running = release_of_version(ctx, &current.id, old_version).await?;
+
+    let release = match target {
+        Target::Artifact(a) => {
+            release::upload(ctx, &bucket, &a).await?;
+            a.version
+        }
+        Target::Release(r) => {
+            check_release_exists(ctx, &bucket, &r).await?;
+            r
+        }
+        Target::Previous => previous_release(ctx, &current.id, &running).await?,
+    };
+    if release == running {
+        ctx.progress("deploy", &release, "already running: nothing to do");
+        return Ok((release, old_version, 0));
+    }
+    ctx.progress("deploy", &release, &format!("replacing {running}"));
+    launch::ensure_release(ctx, Some(current.clone()), &release).await?;
+    let new_version = ctx.need("the launch template version", |o| o.launch_template_version)?;
+    set_version(ctx, &current.id, new_version).await?;
+
+    let old: Vec<String> = in_service(ctx).await?;
+    let desired = asg
+        .desired_capacity()
+        .unwrap_or(ctx.config.app.desired_capacity);
+    let max = asg.max_size().unwrap_or(ctx.config.app.max_size);
+    let batch = how.batch.max(1);
+    let need_max = desired + i32::try_from(batch).unwrap_or(i32::MAX);
+    if need_max > max {
+        set_sizes(ctx, None, Some(need_max)).await?;
+    }
+    let mut replaced = 0;
+    let mut known: BTreeSet<String> = old.iter().cloned().collect();
+    for chunk in old.chunks(batch) {
+        let n = chunk.len();
+        set_sizes(ctx, Some(desired + i32::try_from(n).unwrap_or(0)), None).await?;
+        match wait_new_healthy(ctx, &known, n, how.healthy_timeout).await {
+            Ok(fresh) => known.extend(fresh),
+            Err(why) => {
+                let fresh: Vec<String> = in_service(ctx)
+                    .await?
+                    .into_iter()
+                    .filter(|i| !known.contains(i))
+                    .collect();
+                let evidence = explain_unhealthy(ctx, &fresh).await;
+                ctx.progress("deploy", &release, "rolling back");
+                set_version(ctx, &current.id, old_version).await?;
+                for id in &fresh {
+                    terminate(ctx, id).await?;
+                }
+                set_sizes(ctx, Some(desired), (need_max > max).then_some(max)).await?;
+                bail!(
+                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.\n{evidence}"
+                );
+            }
+        }
+        for id in chunk {
+            retire(ctx, id).await?;
+            replaced += 1;
+        }
+    }
+    if need_max > max {
+        set_sizes(ctx, None, Some(max)).await?;
+    }
+    Ok((release, new_version, replaced))
+}
+
+/// The release a launch template version boots.
+async fn release_of_version(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<String> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template)
+        .versions(version.to_string())
+        .send()
+        .await
+        .aws(format!("reading launch template version {version}"))?;
+    Ok(out
+        .launch_template_versions()
+        .first()
+        .and_then(|v| v.launch_template_data())
+        .and_then(|d| d.user_data())
+        .and_then(launch::release_of)
+        .unwrap_or_else(|| "none".into()))
+}
+
+/// The newest release older than `running` among the template's versions.
+async fn previous_release(ctx: &Ctx, template: &str, running: &str) -> anyhow::Result<String> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_launch_template_versions()
+        .launch_template_id(template)
+        .send()
+        .await
+        .aws("reading the launch template's versions")?;
+    let mut versions: Vec<(i64, String)> = out
+        .launch_template_versions()
+        .iter()
+        .filter_map(|v| {
+            let r = v
+                .launch_template_data()
+                .and_then(|d| d.user_data())
+                .and_then(launch::release_of)?;
+            Some((v.version_number()?, r))
+        })
+        .collect();
+    versions.sort();
+    let at = versions
+        .iter()
+        .rposition(|(_, r)| r == running)
+        .unwrap_or(versions.len());
+    versions[..at]
+        .iter()
+        .rev()
+        .map(|(_, r)| r.clone())
+        .find(|r| r != running && r != "none")
+        .context("no earlier release to roll back to (pass --to VERSION)")
+}
+
+async fn check_release_exists(ctx: &Ctx, bucket: &str, release: &str) -> anyhow::Result<()> {
+    let known = release::list(ctx, bucket).await?;
+    if known.iter().any(|(v, _)| v == release) {
+        return Ok(());
+    }
+    let names: Vec<&str> = known.iter().map(|(v, _)| v.as_str()).collect();
+    bail!(
+        "release {release} is not in s3://{bucket}/{}: known releases are {}",
+        release::PREFIX,
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
+async fn set_version(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<()> {
+    let asg = fleet::name(ctx);
+    ctx.aws
+        .asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&asg)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(template)
+                .version(version.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .aws(format!(
+            "pointing {asg} at launch template version {version}"
+        ))?;
+    ctx.progress(
+        "auto-scaling-group",
+        &asg,
+        &format!("launch template version {version}"),
+    );
+    Ok(())
+}
+
+async fn set_sizes(ctx: &Ctx, desired: Option<i32>, max: Option<i32>) -> anyhow::Result<()> {
+    let asg = fleet::name(ctx);
+    ctx.aws
+        .asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&asg)
+        .set_desired_capacity(desired)
+        .set_max_size(max)
+        .send()
+        .await
+        .aws(format!("resizing {asg}"))?;
+    if let Some(d) = desired {
+        ctx.progress("auto-scaling-group", &asg, &format!("desired {d}"));
+    }
+    Ok(())
+}
+
+/// The group's instances that are pending or in service.
+async fn in_service(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    let g = fleet::find(ctx)
+        .await?
+        .context("the Auto Scaling group disappeared")?;
+    Ok(g.instances()
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.lifecycle_state().map(|s| s.as_str()),
+                Some("InService") | Some("Pending")
+            )
+        })
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect())
+}
+
+/// Wait until `n` instances not in `known` are healthy targets; print every change of a
+/// target's state with its reason.
+async fn wait_new_healthy(
+    ctx: &Ctx,
+    known: &BTreeSet<String>,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let last = std::sync::Mutex::new(Vec::<(String, String, String)>::new());
+    wait_for(
+        &format!("{n} new instance(s) to become healthy"),
+        ctx.timing,
+        timeout,
+        || async {
+            let mut health = balancer::target_health(ctx).await?;
+            health.sort();
+            if let Ok(mut seen) = last.lock() {
+                for t in health.iter().filter(|t| !seen.contains(t)) {
+                    let reason = if t.2.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", t.2)
+                    };
+                    ctx.progress("target", &t.0, &format!("{}{reason}", t.1));
+                }
+                *seen = health.clone();
+            }
+            let fresh: Vec<String> = health
+                .iter()
+                .filter(|t| t.1 == "healthy" && !known.contains(&t.0))
+                .map(|t| t.0.clone())
+                .collect();
+            Ok((fresh.len() >= n).then_some(fresh))
+        },
+    )
+    .await
+}
+
+/// Deregister an old instance, wait until its connections have drained, then terminate
+/// it and lower the group's desired capacity with it.
+async fn retire(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let tg = ctx.need("the target group", |o| o.target_group_arn.clone())?;
+    ctx.aws
+        .elb
+        .deregister_targets()
+        .target_group_arn(&tg)
+        .targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(id)
+                .build(),
+        )
+        .send()
+        .await
+        .aws(format!("deregistering {id}"))?;
+    ctx.progress("target", id, "deregistered: draining");
+    let drain = Duration::from_secs(
+        u64::try_from(ctx.config.balancer.deregistration_delay_secs).unwrap_or(300),
+    );
+    wait_for(
+        &format!("{id} to drain"),
+        ctx.timing,
+        drain + Duration::from_secs(120),
+        || async {
+            let health = balancer::target_health(ctx).await?;
+            Ok((!health.iter().any(|t| t.0 == id)).then_some(()))
+        },
+    )
+    .await?;
+    terminate(ctx, id).await
+}
+
+async fn terminate(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    ctx.aws
+        .asg
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(id)
+        .should_decrement_desired_capacity(true)
+        .send()
+        .await
+        .aws(format!("terminating {id}"))?;
+    ctx.progress("instance", id, "terminated");
+    Ok(())
+}
+
+/// Why new instances are not healthy: each one's target state and reason, and the last
+/// lines of its console (boot output and the service's log), where EC2 has them.
+async fn explain_unhealthy(ctx: &Ctx, ids: &[String]) -> String {
+    let health = balancer::target_health(ctx).await.unwrap_or_default();
+    let mut out = String::new();
+    for id in ids {
+        let state = health
+            .iter()
+            .find(|t| &t.0 == id)
+            .map(|t| format!("{} ({})", t.1, t.2))
+            .unwrap_or_else(|| "not registered".into());
+        out.push_str(&format!("instance {id}: target {state}\n"));
+        if let Ok(c) = ctx
+            .aws
+            .ec2
+            .get_console_output()
+            .instance_id(id)
+            .latest(true)
+            .send()
+            .await
+        {
+            let text = c
+                .output()
+                .and_then(|o| base64::engine::general_purpose::STANDARD.decode(o).ok())
+                .map(|b| String::from_utf8_lossy(&b).to_string())
+                .unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            for l in &lines[lines.len().saturating_sub(15)..] {
+                out.push_str(&format!("  | {l}\n"));
+            }
+        }
+    }
+    out
+}
