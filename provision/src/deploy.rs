@@ -169,7 +169,7 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
 }
 
 /// The release a launch template version boots.
-async fn release_of_version(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<String> {
+pub async fn release_of_version(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<String> {
     let out = ctx
         .aws
         .ec2

@@ -272,3 +272,21 @@ pub async fn live_instances(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
         .filter_map(|i| i.instance_id().map(String::from))
         .collect())
 }
+
+/// The release an instance booted, from its user-data ("unknown" if it names none).
+pub async fn release_of_instance(ctx: &Ctx, id: &str) -> anyhow::Result<String> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instance_attribute()
+        .instance_id(id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .aws(format!("reading the user-data of {id}"))?;
+    Ok(out
+        .user_data()
+        .and_then(|u| u.value())
+        .and_then(crate::launch::release_of)
+        .unwrap_or_else(|| "unknown".into()))
+}

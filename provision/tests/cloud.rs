@@ -914,6 +914,17 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         started.elapsed().as_secs_f64()
     );
     assert_eq!(all_run(&stack, &v2).await.len(), 2);
+    let (code, status, _) = stack.provision(&["status", "--json"]).await;
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["release"], v2.as_str(), "{status}");
+    let on: Vec<_> = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["release"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(on, vec![v2.clone(), v2.clone()], "{status}");
 
     // A broken v3: rolled back by itself; v2 keeps serving.
     let started = Instant::now();

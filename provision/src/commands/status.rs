@@ -12,6 +12,16 @@ pub struct Status {
     pub url: Option<String>,
     pub resources: Vec<Found>,
     pub targets: Vec<Target>,
+    /// The release the Auto Scaling group launches (its pinned launch template version's).
+    pub release: Option<String>,
+    /// The release each live instance booted.
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Serialize)]
+pub struct Instance {
+    pub instance: String,
+    pub release: String,
 }
 
 #[derive(Serialize)]
@@ -39,12 +49,32 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<Status> {
             reason,
         })
         .collect();
+    let release = match crate::fleet::find(ctx).await? {
+        Some(g) => match g
+            .launch_template()
+            .and_then(|l| Some((l.launch_template_id()?, l.version()?.parse::<i64>().ok()?)))
+        {
+            Some((id, version)) => Some(crate::deploy::release_of_version(ctx, id, version).await?),
+            None => None,
+        },
+        None => None,
+    };
+    let mut instances = Vec::new();
+    for id in crate::fleet::live_instances(ctx).await? {
+        let release = crate::fleet::release_of_instance(ctx, &id).await?;
+        instances.push(Instance {
+            instance: id,
+            release,
+        });
+    }
     Ok(Status {
         stack: ctx.stack().to_string(),
         region: ctx.aws.region.clone(),
         url,
         resources,
         targets,
+        release,
+        instances,
     })
 }
 
@@ -60,6 +90,15 @@ pub fn print(s: &Status) {
         println!("targets:");
         for t in &s.targets {
             println!("  {:<20} {:<10} {}", t.instance, t.state, t.reason);
+        }
+    }
+    if let Some(r) = &s.release {
+        println!("release: {r} (what new instances boot)");
+    }
+    if !s.instances.is_empty() {
+        println!("instances:");
+        for i in &s.instances {
+            println!("  {:<20} {}", i.instance, i.release);
         }
     }
     if let Some(url) = &s.url {
