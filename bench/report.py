@@ -20,7 +20,7 @@ PARTS = [
     ("bytes", "4. Bytes per gallery view", "HTML + CSS + every thumbnail of a 60-image page vs the replaced Flask page (every original base64-inlined). Goal: <= 5%."),
     ("upload-memory", "5. Upload memory", "server peak RSS while 8 clients upload ~20 MB images at once. Goal: <= 8 x decoded-image size + 64 MiB."),
     ("provision", "6. Provision", "the real `provision` binary on the local cloud (`localcloud/`) with its realistic delays: a no-op `up` (AWS calls and wall time; goal <= 40 calls and <= 3 s), and `up` from nothing and `down` against the longest dependency chain of those delays (what a perfectly parallel tool would take) and against their sum (what a playbook waiting for each step in turn would take). Goal: <= 1.15x the longest chain. How the references are derived is in the notes below."),
-    ("deploy", "7. Deploy", None),
+    ("deploy", "7. Deploy", "`provision deploy` (rolling, batch size 1) of a new release over a running stack of 2 and of 4 instances, on the local cloud with its `instant` profile (no cloud delays: what remains is the stack's own health checks and deregistration delay), against the least a rolling deploy must wait: per batch, the new instance's boot, its health checks (healthy_threshold passing probes, `interval` apart) and an old instance's drain. No goal yet: the ratio is reported. How the references are derived is in the notes below."),
 ]
 MACHINE_KEYS = ["cores", "cpu", "memory", "kernel", "os", "nginx", "vips", "wrk", "postgresql", "gallery"]
 
@@ -145,12 +145,13 @@ def main():
         "hold. Benchmarks print; they never fail CI.",
         "",
         "```sh",
-        "bench/run                   # every part (about 4 minutes after the release build, and ~5 for provision)",
+        "bench/run                   # every part (about 4 minutes after the release build, ~5 for provision, ~8 for deploy)",
         "bench/run page delivery     # some parts; the others keep their last figures",
         "```",
         "",
         "Parts: `page`, `delivery`, `thumbnail`, `bytes`, `upload-memory`, `provision` (as root:",
-        "the local cloud; `BENCH_PROVISION_REPS`, 3) and `deploy` (not built yet, issue 5).",
+        "the local cloud; `BENCH_PROVISION_REPS`, 3) and `deploy` (as root: the local cloud;",
+        "`BENCH_DEPLOY_REPS`, 3, per size; `BENCH_DEPLOY_SIZES`, \"2 4\").",
         "`bench/run` installs nginx, libvips-tools and wrk from Debian if",
         "missing, builds `cargo build --release -p gallery`, starts its own servers (gallery on",
         "SQLite and on a throwaway PostgreSQL with TLS from `scripts/lib/services.sh`, nginx on a",
@@ -166,9 +167,6 @@ def main():
     lines += [f"| date | {latest.get('date', '?')} |", ""]
     lines += ["## Summary", "", "| part | figure | ours | reference | ratio | goal | verdict |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, title, _ in PARTS:
-        if key == "deploy" and key not in results:
-            lines.append(f"| {title} | not built yet (issue 5) | | | | | |")
-            continue
         if key not in results:
             lines.append(f"| {title} | not run yet | | | | | |")
             continue
@@ -182,16 +180,7 @@ def main():
 
     for key, title, what in PARTS:
         lines += [f"## {title}", ""]
-        if key == "deploy" and what is None:
-            lines += [
-                "<!-- ==== PART 7: deploy: NOT BUILT YET (issue 5) ==== -->",
-                "Not built yet (issue 5). `bench_deploy` in `bench/run` only says so; once deploys",
-                "exist it writes `bench/results/deploy.tsv` and this section fills in.",
-                "",
-            ]
-            if key not in results:
-                continue
-        elif what is None:
+        if what is None:
             lines += [
                 "<!-- ==== PART " + title.split(".")[0] + ": ADDED BY THE LEAD ==== -->",
                 f"Not measured yet: `bench_{key}` in `bench/run` is a placeholder; it writes",
@@ -203,6 +192,8 @@ def main():
         else:
             if key == "provision":
                 lines += ["<!-- ==== PART 6: provision (bench_provision in bench/run; bench/run provision) ==== -->"]
+            if key == "deploy":
+                lines += ["<!-- ==== PART 7: deploy (bench_deploy in bench/run; bench/run deploy) ==== -->"]
             lines += [f"What: {what}", ""]
         if key not in results:
             lines += ["Not run yet: `bench/run " + key + "`.", ""]

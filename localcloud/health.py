@@ -66,6 +66,15 @@ class Health:
             return healthy
         return [t for t in self.targets.values() if t.group == group and t.state in ("unhealthy", "initial")]
 
+    def deregistered(self, group: str, target: str, delay: float) -> None:
+        """DeregisterTargets: draining from that moment, as AWS lists it (called under the
+        moto lock, from the request)."""
+        t = self.targets.get((group, target))
+        if t is not None and t.state != "draining":
+            t.state, t.reason = "draining", "Target.DeregistrationInProgress"
+            t.description = "Target deregistration is in progress"
+            t.drain_until = time.time() + delay
+
     def sync(self, groups: list[Any]) -> None:
         """Follow registrations (called under the moto lock)."""
         now = time.time()

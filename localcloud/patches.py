@@ -117,7 +117,16 @@ def _target_health(cloud: Any) -> None:
                 targets = listed
         return original_describe(self, target_group_arn, targets)
 
+    original_deregister = cls.deregister
+
+    def deregister(self: Any, targets: list) -> None:
+        original_deregister(self, targets)
+        delay = float(self.attributes.get("deregistration_delay.timeout_seconds", 300))
+        for t in targets:
+            cloud.health.deregistered(self.arn, t["Id"], delay)
+
     cls.health_for = health_for
+    cls.deregister = deregister
     backend_cls.describe_target_health = describe_target_health
 
 
