@@ -11,6 +11,14 @@ use uuid::Uuid;
 
 use super::{Delivery, ObjectKey, Storage, StorageError};
 
+/// Files up to this size are read whole in one blocking call.
+const SMALL_FILE: u64 = 1 << 20;
+
+enum Opened {
+    Small(Vec<u8>),
+    Large(std::fs::File, u64),
+}
+
 pub struct DiskStorage {
     root: PathBuf,
 }
@@ -70,18 +78,39 @@ impl Storage for DiskStorage {
         key: &ObjectKey,
         _content_type: &str,
     ) -> Result<Delivery, StorageError> {
-        let file = match tokio::fs::File::open(self.path(key)).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(key.as_str().to_string()))
+        // A small file (every thumbnail) is read in one trip to the blocking pool instead
+        // of one per open, stat and read (docs/BENCHMARKS.md, part 2); larger ones stream.
+        let path = self.path(key);
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Opened> {
+            use std::io::Read;
+            let mut file = std::fs::File::open(&path)?;
+            let len = file.metadata()?.len();
+            if len > SMALL_FILE {
+                return Ok(Opened::Large(file, len));
             }
-            Err(e) => return Err(e.into()),
-        };
-        let len = file.metadata().await?.len();
-        Ok(Delivery::Stream {
-            body: Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024)),
-            len,
+            let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            file.read_to_end(&mut buf)?;
+            Ok(Opened::Small(buf))
         })
+        .await
+        .map_err(|e| StorageError::Other(format!("reading {}: {e}", key.as_str())))?;
+        match opened {
+            Ok(Opened::Small(buf)) => Ok(Delivery::Stream {
+                len: buf.len() as u64,
+                body: Body::from(buf),
+            }),
+            Ok(Opened::Large(file, len)) => Ok(Delivery::Stream {
+                body: Body::from_stream(ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(file),
+                    64 * 1024,
+                )),
+                len,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(key.as_str().to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn check(&self) -> Result<(), StorageError> {
