@@ -30,15 +30,14 @@ pub async fn index(
             .ok_or_else(|| AppError::BadRequest(format!("`{p}` is not a page number.")))?,
     };
     let size = i64::from(state.config.page_size);
-    let total = images::count_for_owner(&state.db, current.user.id).await?;
-    let pages = ((total + size - 1) / size).max(1);
-    let list = images::page_for_owner(
+    let (list, total) = images::page_for_owner(
         &state.db,
         current.user.id,
         size,
         (page - 1).saturating_mul(size),
     )
     .await?;
+    let pages = ((total + size - 1) / size).max(1);
     Ok(Page::ok(GalleryPage {
         nav: Some(Nav::new(
             &current.user,

@@ -62,15 +62,16 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-/// One page of the owner's images, newest first.
+/// One page of the owner's images, newest first, and how many they have in all: one
+/// query (a window count) where there are rows, a count only past the last page.
 pub async fn page_for_owner(
     db: &Db,
     owner_id: i64,
     limit: i64,
     offset: i64,
-) -> Result<Vec<Image>, sqlx::Error> {
+) -> Result<(Vec<Image>, i64), sqlx::Error> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM images WHERE owner_id = $1 \
+        "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM images WHERE owner_id = $1 \
          ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     ))
     .bind(owner_id)
@@ -78,7 +79,15 @@ pub async fn page_for_owner(
     .bind(offset)
     .fetch_all(db.pool()?)
     .await?;
-    rows.iter().map(image_from).collect()
+    let total = match rows.first() {
+        Some(row) => row.try_get("total")?,
+        None if offset == 0 => 0,
+        None => count_for_owner(db, owner_id).await?,
+    };
+    Ok((
+        rows.iter().map(image_from).collect::<Result<_, _>>()?,
+        total,
+    ))
 }
 
 pub async fn count_for_owner(db: &Db, owner_id: i64) -> Result<i64, sqlx::Error> {
