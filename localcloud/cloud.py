@@ -282,7 +282,14 @@ class LocalCloud:
             "settings": SETTINGS.as_dict(),
             "injected": self.faults.injected,
             "instances": [
-                {"id": b.instance_id, "private_ip": b.private_ip, "link_ip": b.link_ip, "state": b.state, "namespace": b.ns}
+                {
+                    "id": b.instance_id,
+                    "private_ip": b.private_ip,
+                    "link_ip": b.link_ip,
+                    "state": b.state,
+                    "namespace": b.ns,
+                    "processes": self.instances.processes_of(b),
+                }
                 for b in self.instances.boxes.values()
             ],
             "processes": self.instances.running_processes(),

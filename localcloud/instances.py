@@ -36,6 +36,8 @@ class Sandbox:
     ns: str = ""
     host_end: str = ""
     link_ip: str = ""
+    # The network namespace's inode: every process of the instance lives in it.
+    netns_ino: int = 0
     init: subprocess.Popen | None = None
     imds: subprocess.Popen | None = None
     state: str = "pending"  # pending, booting, running, dead, stopped
@@ -113,6 +115,7 @@ class Instances:
             sandbox.state = "booting"
         try:
             sandbox.ns, sandbox.host_end, sandbox.link_ip = self.net.instance_netns(sandbox.instance_id, sandbox.private_ip)
+            sandbox.netns_ino = os.stat(f"/run/netns/{sandbox.ns}").st_ino
             with open(os.path.join(sandbox.box, "hosts"), "w") as f:
                 f.write(hosts)
             with open(os.path.join(sandbox.box, "env.json"), "w") as f:
@@ -231,3 +234,19 @@ class Instances:
 
     def running_processes(self) -> int:
         return sum(1 for s in self.boxes.values() for p in (s.init, s.imds) if p is not None and p.poll() is None)
+
+    def processes_of(self, s: Sandbox) -> int:
+        """Processes still alive in the instance's network namespace, counted from /proc
+        (not from our own bookkeeping), so a test can check that terminating stops all."""
+        if not s.netns_ino:
+            return 0
+        n = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino == s.netns_ino:
+                    n += 1
+            except OSError:
+                continue
+        return n

@@ -56,7 +56,7 @@ id gallery >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/no
 install -d -m 0750 -o root -g gallery /etc/gallery
 cat > /etc/gallery/gallery.env <<ENV
 GALLERY_BIND=0.0.0.0:{{port}}
-GALLERY_STORAGE=s3://{{bucket}}
+GALLERY_STORAGE=s3://{{bucket}}/images
 GALLERY_AWS_REGION={{region}}
 GALLERY_DATABASE_SECRET_ARN={{db_secret_arn}}
 GALLERY_ADMIN_SECRET_ARN={{admin_secret_arn}}

@@ -75,6 +75,9 @@ pub async fn update(
 
 /// Delete the user's stored images first, then (in one transaction) their rows and the
 /// user. If storage fails midway the user and remaining rows are still there: retry.
+/// Images uploaded while this runs are caught by the transaction (their rows go with it)
+/// and their objects removed after it; an upload finishing after the user is gone fails
+/// on the missing owner and removes its own objects.
 pub async fn delete(db: &Db, storage: &dyn Storage, id: i64) -> AppResult<()> {
     if users::by_id(db, id).await?.is_none() {
         return Err(AppError::NotFound);
@@ -84,17 +87,29 @@ pub async fn delete(db: &Db, storage: &dyn Storage, id: i64) -> AppResult<()> {
             "This is the last administrator and cannot be deleted.".into(),
         ));
     }
-    for (original, thumb) in images::keys_for_owner(db, id).await? {
-        storage.delete(&ObjectKey::stored(&original)?).await?;
-        storage.delete(&ObjectKey::stored(&thumb)?).await?;
+    let known = images::keys_for_owner(db, id).await?;
+    for (original, thumb) in &known {
+        storage.delete(&ObjectKey::stored(original)?).await?;
+        storage.delete(&ObjectKey::stored(thumb)?).await?;
     }
-    match users::delete(db, id).await? {
-        Change::Done => Ok(()),
-        Change::NotFound => Err(AppError::NotFound),
-        Change::LastAdmin => Err(AppError::Conflict(
-            "This is the last administrator and cannot be deleted.".into(),
-        )),
+    let (change, deleted) = users::delete(db, id).await?;
+    match change {
+        Change::Done => {}
+        Change::NotFound => return Err(AppError::NotFound),
+        Change::LastAdmin => {
+            return Err(AppError::Conflict(
+                "This is the last administrator and cannot be deleted.".into(),
+            ))
+        }
     }
+    for (original, thumb) in deleted.iter().filter(|k| !known.contains(k)) {
+        for key in [original, thumb] {
+            if let Err(e) = storage.delete(&ObjectKey::stored(key)?).await {
+                tracing::error!(key = key.as_str(), error = %e, "could not remove an object of a deleted user");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn is_last_admin(db: &Db, id: i64) -> AppResult<bool> {

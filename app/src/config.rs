@@ -52,8 +52,8 @@ pub struct DataArgs {
     pub aws_endpoint: Option<String>,
 }
 
-/// Settings of the HTTP server.
-#[derive(Debug, Clone, Args)]
+/// Settings of the HTTP server. (`Debug` by hand: it must not print the admin password.)
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, env = "GALLERY_BIND", default_value = "127.0.0.1:8080")]
@@ -111,9 +111,28 @@ pub struct ServeArgs {
     #[arg(long, env = "GALLERY_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
 
-    /// Sessions end after this many hours without a request
-    #[arg(long, env = "GALLERY_SESSION_IDLE_HOURS", default_value_t = 12)]
-    pub session_idle_hours: u32,
+    /// Seconds a whole upload may take to arrive (a body trickling in is cut off with 408)
+    #[arg(long, env = "GALLERY_UPLOAD_TIMEOUT_SECS", default_value_t = 300)]
+    pub upload_timeout_secs: u64,
+
+    /// Sessions end after this many seconds without a request (default 12 hours)
+    #[arg(long, env = "GALLERY_SESSION_IDLE_SECS", default_value_t = 12 * 3600)]
+    pub session_idle_secs: u64,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("admin_username", &self.admin_username)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("admin_secret_arn", &self.admin_secret_arn)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A setting that failed validation; the message names the flag and the variable.
@@ -139,10 +158,28 @@ pub enum DatabaseKind {
     Sqlite,
 }
 
-#[derive(Debug, Clone)]
+/// A database address. It may hold a password, so `Debug` prints it without one.
+#[derive(Clone)]
 pub struct DatabaseUrl {
     pub kind: DatabaseKind,
     pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("<redacted>"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "<unparsable>".to_string(),
+        };
+        f.debug_struct("DatabaseUrl")
+            .field("kind", &self.kind)
+            .field("url", &shown)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +255,7 @@ pub struct Config {
     pub session_idle: Duration,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    pub upload_timeout: Duration,
 }
 
 impl Config {
@@ -293,12 +331,45 @@ impl Config {
                 "must be positive",
             ));
         }
-        if serve.session_idle_hours == 0 {
-            return Err(invalid(
-                "--session-idle-hours",
-                "GALLERY_SESSION_IDLE_HOURS",
-                "must be positive",
-            ));
+        for (value, flag, env) in [
+            (
+                serve.session_idle_secs,
+                "--session-idle-secs",
+                "GALLERY_SESSION_IDLE_SECS",
+            ),
+            (
+                serve.login_lockout_secs,
+                "--login-lockout-secs",
+                "GALLERY_LOGIN_LOCKOUT_SECS",
+            ),
+            (
+                serve.header_timeout_secs,
+                "--header-timeout-secs",
+                "GALLERY_HEADER_TIMEOUT_SECS",
+            ),
+            (
+                serve.body_timeout_secs,
+                "--body-timeout-secs",
+                "GALLERY_BODY_TIMEOUT_SECS",
+            ),
+            (
+                serve.upload_timeout_secs,
+                "--upload-timeout-secs",
+                "GALLERY_UPLOAD_TIMEOUT_SECS",
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(flag, env, "must be positive"));
+            }
+        }
+        if let Some(arn) = &serve.admin_secret_arn {
+            if !arn.is_empty() && !arn.starts_with("arn:") {
+                return Err(invalid(
+                    "--admin-secret-arn",
+                    "GALLERY_ADMIN_SECRET_ARN",
+                    format!("`{arn}` is not an ARN (arn:aws:secretsmanager:...)"),
+                ));
+            }
         }
         Ok(Config {
             data,
@@ -318,11 +389,12 @@ impl Config {
             behind_proxy: serve.behind_proxy,
             throttle: ThrottleConfig {
                 max_failures: serve.login_max_failures,
-                window: Duration::from_secs(serve.login_lockout_secs.max(1)),
+                window: Duration::from_secs(serve.login_lockout_secs),
             },
-            session_idle: Duration::from_secs(u64::from(serve.session_idle_hours) * 3600),
-            header_timeout: Duration::from_secs(serve.header_timeout_secs.max(1)),
-            body_timeout: Duration::from_secs(serve.body_timeout_secs.max(1)),
+            session_idle: Duration::from_secs(serve.session_idle_secs),
+            header_timeout: Duration::from_secs(serve.header_timeout_secs),
+            body_timeout: Duration::from_secs(serve.body_timeout_secs),
+            upload_timeout: Duration::from_secs(serve.upload_timeout_secs),
         })
     }
 }

@@ -28,6 +28,8 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("too many attempts")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("starting up or waiting for the database")]
@@ -81,6 +83,14 @@ impl IntoResponse for AppError {
             AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "Upload too large", m.clone()),
             AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, "Cannot use this image", m.clone()),
             AppError::Conflict(m) => (StatusCode::CONFLICT, "Not possible", m.clone()),
+            AppError::RequestTimeout(m) => {
+                // The rest of the body is not read: close the connection after answering.
+                let mut response =
+                    Page::with_status(StatusCode::REQUEST_TIMEOUT, ErrorPage::new("Upload too slow", m.clone()))
+                        .into_response();
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
             AppError::TooManyRequests { retry_after_secs } => {
                 let mut response = Page::with_status(
                     StatusCode::TOO_MANY_REQUESTS,

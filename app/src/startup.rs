@@ -16,6 +16,7 @@ use crate::config::{Config, DatabaseKind, DatabaseSource};
 use crate::db::Db;
 use crate::routes;
 use crate::state::{AppState, Health};
+use crate::storage::Storage;
 use crate::store::sessions::DbSessionStore;
 
 pub struct Application {
@@ -28,6 +29,18 @@ impl Application {
     /// Bind the socket and connect lazily: the server answers `/healthz` at once and
     /// becomes ready once the database is reachable and migrated.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let storage = crate::storage::connect(&config.data)
+            .await
+            .context("opening --storage (GALLERY_STORAGE)")?;
+        Self::build_with_storage(config, storage).await
+    }
+
+    /// [`Application::build`] with the given storage in place of the configured one (tests
+    /// wrap the real storage to make it fail on purpose).
+    pub async fn build_with_storage(
+        config: Config,
+        storage: Arc<dyn Storage>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding --bind (GALLERY_BIND) {}", config.bind))?;
@@ -37,9 +50,6 @@ impl Application {
             }
             DatabaseSource::Secret(_) => Db::pending(DatabaseKind::Postgres),
         };
-        let storage = crate::storage::connect(&config.data)
-            .await
-            .context("opening --storage (GALLERY_STORAGE)")?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -51,7 +61,7 @@ impl Application {
             cpu: Arc::new(Semaphore::new(cores)),
         };
         tokio::spawn(prepare_database(state.clone()));
-        tokio::spawn(expire_sessions(state.db.clone()));
+        tokio::spawn(sweep(state.clone()));
         let router = routes::router(state.clone());
         Ok(Application {
             listener,
@@ -208,13 +218,18 @@ async fn try_prepare(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn expire_sessions(db: Db) {
-    let store = DbSessionStore::new(db);
+/// Every ten minutes: forget expired sessions and login counters whose window is over.
+async fn sweep(state: AppState) {
+    let store = DbSessionStore::new(state.db.clone());
+    let window_ms = state.config.throttle.window.as_millis() as i64;
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
         if let Err(e) = store.delete_expired().await {
             tracing::debug!(error = %e, "could not delete expired sessions yet");
+        }
+        if let Err(e) = crate::store::throttle::delete_expired(&state.db, window_ms).await {
+            tracing::debug!(error = %e, "could not delete old login counters yet");
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,27 +11,59 @@ use anyhow::anyhow;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// Every AWS call made, in order (`service:Operation`). With a budget, calls past it fail
-/// before they are sent: that is how tests kill a run after k calls.
+/// Every AWS call made, in order (`service:Operation`). With a kill point the run "dies"
+/// at one of its resource writes: that call is not sent, or is sent and its answer lost
+/// (AWS did it, the process never heard), and every call after it fails. That is how tests
+/// kill a run at any moment and check that the next one finishes the job.
 #[derive(Debug, Default)]
 pub struct CallLog {
     calls: Mutex<Vec<String>>,
-    budget: Option<usize>,
-    made: AtomicUsize,
+    kill: Option<(KillPoint, Kill)>,
+    writes_made: AtomicUsize,
+    dead: AtomicBool,
+}
+
+/// Where, around the fatal write, the simulated crash happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kill {
+    /// Before the request is sent: AWS never sees it.
+    BeforeSend,
+    /// After AWS answered, before the answer is read: the change happened unseen.
+    ResponseLost,
+}
+
+/// Which call is the fatal one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KillPoint {
+    /// Resource write number k (0-based; stack-lock writes don't count).
+    Write(usize),
+    /// The first call of this operation (`S3:CreateBucket`).
+    Operation(String),
 }
 
 impl CallLog {
-    pub fn with_budget(budget: usize) -> Self {
+    /// Die at resource write number `k` (0-based; stack-lock writes don't count).
+    pub fn killed_at_write(k: usize, how: Kill) -> Self {
         CallLog {
-            budget: Some(budget),
+            kill: Some((KillPoint::Write(k), how)),
+            ..Default::default()
+        }
+    }
+
+    /// Die at the first call of `operation` (as logged: `S3:CreateBucket`).
+    pub fn killed_at_operation(operation: &str, how: Kill) -> Self {
+        CallLog {
+            kill: Some((KillPoint::Operation(operation.to_string()), how)),
             ..Default::default()
         }
     }
@@ -44,6 +76,11 @@ impl CallLog {
     pub fn writes(&self) -> Vec<String> {
         self.calls().into_iter().filter(|c| !is_read(c)).collect()
     }
+
+    /// Whether the simulated crash has happened.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
 }
 
 pub fn is_read(call: &str) -> bool {
@@ -53,9 +90,22 @@ pub fn is_read(call: &str) -> bool {
         .any(|p| op.starts_with(p))
 }
 
+/// Writes to the stack's resources (the lock lives in SSM and renews on a timer).
+pub fn is_resource_write(call: &str) -> bool {
+    !is_read(call) && !call.starts_with("SSM:")
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("call budget of {0} AWS calls used up (simulated crash)")]
-pub struct BudgetExhausted(pub usize);
+#[error("killed around {0} (simulated crash)")]
+pub struct BudgetExhausted(pub String);
+
+/// Marks the one call whose answer is to be lost.
+#[derive(Debug, Clone)]
+struct LoseAnswer(String);
+
+impl Storable for LoseAnswer {
+    type Storer = StoreReplace<Self>;
+}
 
 #[derive(Debug, Clone)]
 struct Recorder(Arc<CallLog>);
@@ -71,18 +121,46 @@ impl Intercept for Recorder {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let n = self.0.made.fetch_add(1, Ordering::SeqCst);
-        if let Some(budget) = self.0.budget {
-            if n >= budget {
-                return Err(Box::new(BudgetExhausted(budget)));
-            }
-        }
         let name = cfg
             .load::<Metadata>()
             .map(|m| format!("{}:{}", m.service(), m.name()))
             .unwrap_or_else(|| "unknown".into());
+        if let Some((point, how)) = &self.0.kill {
+            if self.0.is_dead() {
+                return Err(Box::new(BudgetExhausted(name)));
+            }
+            let fatal = match point {
+                KillPoint::Write(k) => {
+                    is_resource_write(&name)
+                        && self.0.writes_made.fetch_add(1, Ordering::SeqCst) == *k
+                }
+                KillPoint::Operation(op) => *op == name,
+            };
+            if fatal {
+                if *how == Kill::BeforeSend {
+                    self.0.dead.store(true, Ordering::SeqCst);
+                    return Err(Box::new(BudgetExhausted(name)));
+                }
+                cfg.interceptor_state().store_put(LoseAnswer(name.clone()));
+            }
+        }
         if let Ok(mut calls) = self.0.calls.lock() {
             calls.push(name);
+        }
+        Ok(())
+    }
+
+    fn read_before_deserialization(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(LoseAnswer(call)) = cfg.load::<LoseAnswer>() {
+            self.0.dead.store(true, Ordering::SeqCst);
+            return Err(Box::new(BudgetExhausted(format!(
+                "{call}, its answer lost"
+            ))));
         }
         Ok(())
     }
@@ -168,16 +246,21 @@ where
 {
     let code = code(&err).unwrap_or_default();
     let detail = aws_sdk_ec2::error::DisplayErrorContext(&err).to_string();
-    let hint = if detail.contains("BudgetExhausted") || detail.contains("call budget") {
+    let hint = if detail.contains("BudgetExhausted") || detail.contains("simulated crash") {
         ""
     } else if detail.contains("no credentials")
         || detail.contains("CredentialsNotLoaded")
         || detail.contains("failed to load credentials")
     {
         "\n  fix: no AWS credentials were found; set AWS_PROFILE (after `aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    } else if code == "RequestLimitExceeded"
+        || code == "Throttling"
+        || code == "ThrottlingException"
+    {
+        "\n  fix: AWS is throttling these calls (after retries); wait a minute and run the command again"
     } else if code.contains("LimitExceeded")
         || code.contains("QuotaExceeded")
-        || code == "AddressLimitExceeded"
+        || code.starts_with("TooMany")
     {
         "\n  fix: an account quota is reached; raise it in Service Quotas or remove unused resources"
     } else if code == "UnauthorizedOperation"

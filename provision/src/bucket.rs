@@ -226,9 +226,21 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
     if !exists(ctx, &bucket).await? {
         return Ok(Change::Absent);
     }
-    if !ours(ctx, &tags(ctx, &bucket).await?) {
-        ctx.progress("bucket", &bucket, "not tagged for this stack: left alone");
-        return Ok(Change::Absent);
+    let tags = tags(ctx, &bucket).await?;
+    if !ours(ctx, &tags) {
+        // S3 creates a bucket untagged and `up` tags it in its next call: a run killed in
+        // between leaves this stack's bucket (the name holds our account and region)
+        // without tags. Empty, it is that bucket; with objects, it may be someone's data.
+        let empty = tags.is_empty() && is_empty(ctx, &bucket).await?;
+        if !empty {
+            ctx.progress("bucket", &bucket, "not tagged for this stack: left alone");
+            return Ok(Change::Absent);
+        }
+        ctx.progress(
+            "bucket",
+            &bucket,
+            "untagged and empty (an interrupted up): deleting",
+        );
     }
     let mut removed = 0usize;
     loop {
@@ -262,7 +274,8 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
             break;
         }
         removed += ids.len();
-        ctx.aws
+        let out = ctx
+            .aws
             .s3
             .delete_objects()
             .bucket(&bucket)
@@ -275,6 +288,16 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
             .send()
             .await
             .aws(format!("emptying bucket {bucket}"))?;
+        // An object that can't be deleted would be listed again on every pass: stop.
+        if let Some(e) = out.errors().first() {
+            anyhow::bail!(
+                "emptying bucket {bucket}: {} could not be deleted ({}: {}); {} more failed",
+                e.key().unwrap_or_default(),
+                e.code().unwrap_or("error"),
+                e.message().unwrap_or_default(),
+                out.errors().len() - 1
+            );
+        }
     }
     retry_while(
         &format!("deleting bucket {bucket}"),
@@ -289,4 +312,18 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
         &format!("emptied ({removed} objects and versions) and deleted"),
     );
     Ok(Change::Delete)
+}
+
+/// Whether the bucket holds no object, version or delete marker.
+async fn is_empty(ctx: &Ctx, bucket: &str) -> anyhow::Result<bool> {
+    let page = ctx
+        .aws
+        .s3
+        .list_object_versions()
+        .bucket(bucket)
+        .max_keys(1)
+        .send()
+        .await
+        .aws(format!("listing objects in {bucket}"))?;
+    Ok(page.versions().is_empty() && page.delete_markers().is_empty())
 }

@@ -305,19 +305,43 @@ pub async fn delete(ctx: &Ctx, how: Teardown) -> anyhow::Result<Change> {
                 .await
                 .aws(format!("turning off deletion protection of {id}"))?;
         }
-        let mut req = ctx.aws.rds.delete_db_instance().db_instance_identifier(&id);
-        if how.skip_snapshot {
-            req = req.skip_final_snapshot(true);
+        let snapshot = if how.skip_snapshot {
+            None
         } else {
+            // A final snapshot needs an available instance: RDS refuses one of a database
+            // still creating (an `up` interrupted early) or modifying.
+            if db.db_instance_status() != Some("available") {
+                ctx.progress(
+                    "database",
+                    &id,
+                    &format!(
+                        "{}: waiting until available for the final snapshot",
+                        db.db_instance_status().unwrap_or("unknown")
+                    ),
+                );
+                wait_available(ctx).await?;
+            }
             // Timestamped, so a second teardown never hits DBSnapshotAlreadyExists.
             let stamp = time::OffsetDateTime::now_utc().format(
                 time::macros::format_description!("[year][month][day]-[hour][minute][second]"),
             )?;
-            let snapshot = format!("{id}-final-{stamp}");
-            req = req.final_db_snapshot_identifier(&snapshot);
-            note = Some(snapshot);
-        }
-        req.send().await.aws(format!("deleting database {id}"))?;
+            Some(format!("{id}-final-{stamp}"))
+        };
+        crate::aws::retry_while(
+            &format!("deleting database {id}"),
+            &["InvalidDBInstanceState", "InvalidDBInstanceStateFault"],
+            ctx.timing,
+            || {
+                let req = ctx.aws.rds.delete_db_instance().db_instance_identifier(&id);
+                match &snapshot {
+                    Some(s) => req.final_db_snapshot_identifier(s),
+                    None => req.skip_final_snapshot(true),
+                }
+                .send()
+            },
+        )
+        .await?;
+        note = snapshot;
         ctx.progress("database", &id, "deleting");
     }
     wait_for(

@@ -91,6 +91,16 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     let asg = fleet::find(ctx)
         .await?
         .context("the stack has no Auto Scaling group: run `provision up` first")?;
+    let desired = ctx.config.app.desired_capacity;
+    let max = ctx.config.app.max_size;
+    if asg.desired_capacity() != Some(desired) || asg.max_size() != Some(max) {
+        // An interrupted deploy leaves the group a batch larger: converge before rolling.
+        bail!(
+            "the Auto Scaling group wants {} instance(s) (max {}) but config.toml says app.desired_capacity = {desired} (app.max_size = {max}), perhaps after an interrupted deploy: run `provision up` to converge it, then deploy again",
+            asg.desired_capacity().unwrap_or_default(),
+            asg.max_size().unwrap_or_default()
+        );
+    }
     let old_version: i64 = asg
         .launch_template()
         .and_then(|l| l.version())
@@ -123,49 +133,107 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     set_version(ctx, &current.id, new_version).await?;
 
     let old: Vec<String> = in_service(ctx).await?;
-    let desired = asg
-        .desired_capacity()
-        .unwrap_or(ctx.config.app.desired_capacity);
-    let max = asg.max_size().unwrap_or(ctx.config.app.max_size);
     let batch = how.batch.max(1);
     let need_max = desired + i32::try_from(batch).unwrap_or(i32::MAX);
     if need_max > max {
         set_sizes(ctx, None, Some(need_max)).await?;
     }
-    let mut replaced = 0;
     let mut known: BTreeSet<String> = old.iter().cloned().collect();
+    // New instances that have replaced old ones so far.
+    let mut placed: Vec<String> = Vec::new();
     for chunk in old.chunks(batch) {
-        let n = chunk.len();
-        set_sizes(ctx, Some(desired + i32::try_from(n).unwrap_or(0)), None).await?;
-        match wait_new_healthy(ctx, &known, n, how.healthy_timeout).await {
-            Ok(fresh) => known.extend(fresh),
+        match replace(ctx, chunk, desired, &mut known, how.healthy_timeout).await {
+            Ok(fresh) => placed.extend(fresh),
             Err(why) => {
-                let fresh: Vec<String> = in_service(ctx)
-                    .await?
-                    .into_iter()
-                    .filter(|i| !known.contains(i))
-                    .collect();
+                let fresh = strangers(ctx, &known).await?;
                 let evidence = explain_unhealthy(ctx, &fresh).await;
                 ctx.progress("deploy", &release, "rolling back");
                 set_version(ctx, &current.id, old_version).await?;
                 for id in &fresh {
                     terminate(ctx, id).await?;
                 }
-                set_sizes(ctx, Some(desired), (need_max > max).then_some(max)).await?;
+                set_sizes(ctx, Some(desired), None).await?;
+                // Batches already replaced run the new release: put the old one back on
+                // them the same way, so the whole group runs one release again.
+                let restored = if placed.is_empty() {
+                    String::new()
+                } else {
+                    match restore(ctx, &placed, batch, desired, &mut known, how.healthy_timeout)
+                        .await
+                    {
+                        Ok(()) => format!(
+                            " The {} instance(s) already replaced were rolled back to {running}.",
+                            placed.len()
+                        ),
+                        Err(e) => format!(
+                            " Putting {running} back on the {} instance(s) already replaced failed too ({e:#}): run `provision rollback --to {running}`.",
+                            placed.len()
+                        ),
+                    }
+                };
+                if need_max > max {
+                    set_sizes(ctx, None, Some(max)).await?;
+                }
                 bail!(
-                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.\n{evidence}"
+                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.{restored}\n{evidence}"
                 );
             }
-        }
-        for id in chunk {
-            retire(ctx, id).await?;
-            replaced += 1;
         }
     }
     if need_max > max {
         set_sizes(ctx, None, Some(max)).await?;
     }
-    Ok((release, new_version, replaced))
+    Ok((release, new_version, placed.len()))
+}
+
+/// One batch: start as many new instances as `victims`, wait until they are healthy
+/// targets, then retire the victims. Returns the new instances.
+async fn replace(
+    ctx: &Ctx,
+    victims: &[String],
+    desired: i32,
+    known: &mut BTreeSet<String>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let n = victims.len();
+    set_sizes(ctx, Some(desired + i32::try_from(n).unwrap_or(0)), None).await?;
+    let fresh = wait_new_healthy(ctx, known, n, timeout).await?;
+    known.extend(fresh.iter().cloned());
+    for id in victims {
+        retire(ctx, id).await?;
+    }
+    Ok(fresh)
+}
+
+/// Replace `placed` (instances of a release that failed later in the roll) with instances
+/// of the version the group is back on, batch by batch.
+async fn restore(
+    ctx: &Ctx,
+    placed: &[String],
+    batch: usize,
+    desired: i32,
+    known: &mut BTreeSet<String>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    for chunk in placed.chunks(batch) {
+        if let Err(e) = replace(ctx, chunk, desired, known, timeout).await {
+            for id in strangers(ctx, known).await? {
+                terminate(ctx, &id).await?;
+            }
+            set_sizes(ctx, Some(desired), None).await?;
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The group's instances not in `known`: the ones a failed batch started.
+async fn strangers(ctx: &Ctx, known: &BTreeSet<String>) -> anyhow::Result<Vec<String>> {
+    Ok(in_service(ctx)
+        .await?
+        .into_iter()
+        .filter(|i| !known.contains(i))
+        .collect())
 }
 
 /// The release a launch template version boots.
@@ -256,6 +324,8 @@ async fn set_version(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<
         .aws(format!(
             "pointing {asg} at launch template version {version}"
         ))?;
+    // The default version is the one `up` converges on: keep it the group's.
+    launch::set_default(ctx, template, version).await?;
     ctx.progress(
         "auto-scaling-group",
         &asg,

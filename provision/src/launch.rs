@@ -1,6 +1,9 @@
 //! The launch template: AMI, instance type, instance profile, app security group,
 //! IMDSv2 required, and the user-data rendered from `userdata/boot.sh`. A change makes
 //! a new version; the Auto Scaling group is pinned to version numbers, never `$Latest`.
+//! The template's *default* version is the one the stack should run: `up` compares
+//! against it, and every change of the group's version (a deploy, its rollback) moves it,
+//! so a deploy that rolled itself back leaves no newer broken version for `up` to adopt.
 
 use aws_sdk_ec2::types::{
     InstanceType, LaunchTemplateHttpTokensState,
@@ -69,7 +72,7 @@ pub fn user_data(ctx: &Ctx, release: &str) -> anyhow::Result<String> {
     Ok(rendered)
 }
 
-/// What the template's latest version holds.
+/// What the template's default version holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Current {
     pub id: String,
@@ -100,7 +103,7 @@ pub async fn find(ctx: &Ctx) -> anyhow::Result<Option<Current>> {
         .ec2
         .describe_launch_template_versions()
         .launch_template_id(&id)
-        .versions("$Latest")
+        .versions("$Default")
         .send()
         .await
         .aws(format!("reading launch template {id}"))?;
@@ -299,6 +302,7 @@ pub async fn ensure_release(
                 .launch_template_version()
                 .and_then(|v| v.version_number())
                 .unwrap_or(c.version + 1);
+            set_default(ctx, &c.id, version).await?;
             ctx.progress("launch-template", &c.id, &format!("version {version}"));
             ctx.set(|o| o.launch_template_version = Some(version));
             Ok(Change::Update(format!(
@@ -343,6 +347,21 @@ pub async fn ensure_release(
             Ok(Change::Create)
         }
     }
+}
+
+/// Make `version` the template's default: the version the stack runs.
+pub async fn set_default(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<()> {
+    ctx.aws
+        .ec2
+        .modify_launch_template()
+        .launch_template_id(template)
+        .default_version(version.to_string())
+        .send()
+        .await
+        .aws(format!(
+            "making version {version} the default of launch template {template}"
+        ))?;
+    Ok(())
 }
 
 pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {

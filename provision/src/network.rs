@@ -25,6 +25,9 @@ pub async fn zones(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
         .availability_zones()
         .iter()
         .filter(|z| z.state().map(|s| s.as_str()) == Some("available"))
+        // Local Zones and Wavelength Zones (opted in) sort before `<region>a` and lack
+        // RDS and ALB support: only real availability zones.
+        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
         .filter_map(|z| z.zone_name().map(String::from))
         .collect();
     names.sort();
@@ -56,10 +59,42 @@ pub async fn find_vpc(ctx: &Ctx) -> anyhow::Result<Option<String>> {
 }
 
 pub async fn ensure_vpc(ctx: &Ctx) -> anyhow::Result<Change> {
-    if let Some(id) = find_vpc(ctx).await? {
-        ctx.progress("vpc", &id, "exists");
-        ctx.set(|o| o.vpc = Some(id));
-        return Ok(Change::Unchanged);
+    let out = ctx
+        .aws
+        .ec2
+        .describe_vpcs()
+        .set_filters(Some(ec2_filters(ctx, Some("vpc"))))
+        .send()
+        .await
+        .aws("finding the VPC")?;
+    if let Some(vpc) = out.vpcs().first() {
+        let id = vpc.vpc_id().unwrap_or_default().to_string();
+        let cidr = vpc.cidr_block().unwrap_or_default();
+        if cidr != ctx.config.network.vpc_cidr {
+            anyhow::bail!(
+                "VPC {id} has CIDR {cidr} but network.vpc_cidr is {}: a VPC's CIDR can't change; set it back, or `provision down` and `up` to rebuild the stack",
+                ctx.config.network.vpc_cidr
+            );
+        }
+        ctx.set(|o| o.vpc = Some(id.clone()));
+        // A run killed between CreateVpc and ModifyVpcAttribute leaves DNS hostnames off.
+        let dns = ctx
+            .aws
+            .ec2
+            .describe_vpc_attribute()
+            .vpc_id(&id)
+            .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+            .send()
+            .await
+            .aws(format!("reading the DNS attributes of {id}"))?;
+        if dns.enable_dns_hostnames().and_then(|a| a.value()) == Some(true) {
+            ctx.progress("vpc", &id, "exists");
+            return Ok(Change::Unchanged);
+        }
+        if !ctx.planning() {
+            enable_dns_hostnames(ctx, &id).await?;
+        }
+        return Ok(Change::Update("enable DNS hostnames".into()));
     }
     if ctx.planning() {
         ctx.set(|o| o.vpc = Some(PLANNED.into()));
@@ -80,17 +115,23 @@ pub async fn ensure_vpc(ctx: &Ctx) -> anyhow::Result<Change> {
         .and_then(|v| v.vpc_id())
         .unwrap_or_default()
         .to_string();
+    enable_dns_hostnames(ctx, &id).await?;
+    ctx.progress("vpc", &id, "created");
+    ctx.set(|o| o.vpc = Some(id));
+    Ok(Change::Create)
+}
+
+/// Instances and the database need DNS hostnames in the VPC.
+async fn enable_dns_hostnames(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     ctx.aws
         .ec2
         .modify_vpc_attribute()
-        .vpc_id(&id)
+        .vpc_id(id)
         .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
         .send()
         .await
         .aws(format!("enabling DNS hostnames on {id}"))?;
-    ctx.progress("vpc", &id, "created");
-    ctx.set(|o| o.vpc = Some(id));
-    Ok(Change::Create)
+    Ok(())
 }
 
 pub async fn ensure_subnets(ctx: &Ctx) -> anyhow::Result<Change> {

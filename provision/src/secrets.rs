@@ -75,7 +75,28 @@ async fn ensure_secret(
                 ctx.stack()
             );
         }
-        return Ok((out.arn().unwrap_or_default().to_string(), Change::Unchanged));
+        let arn = out.arn().unwrap_or_default().to_string();
+        if out.deleted_date().is_none() {
+            return Ok((arn, Change::Unchanged));
+        }
+        // Scheduled for deletion (a `down` that kept the database's final snapshot, or the
+        // console's default): bring it back rather than fail on reading it later.
+        if !ctx.planning() {
+            ctx.aws
+                .secrets
+                .restore_secret()
+                .secret_id(&name)
+                .send()
+                .await
+                .aws(format!(
+                    "restoring secret {name} (it was scheduled for deletion)"
+                ))?;
+            ctx.progress("secret", &name, "restored (was scheduled for deletion)");
+        }
+        return Ok((
+            arn,
+            Change::Update("restore: scheduled for deletion".into()),
+        ));
     }
     if ctx.planning() {
         return Ok((PLANNED.into(), Change::Create));
@@ -168,7 +189,14 @@ pub async fn set_db_host(ctx: &Ctx, host: &str, port: u16) -> anyhow::Result<boo
     Ok(true)
 }
 
-pub async fn delete(ctx: &Ctx, role: &str) -> anyhow::Result<Change> {
+/// How long a secret that goes with a kept snapshot stays recoverable.
+pub const RECOVERY_DAYS: i64 = 30;
+
+/// Delete the secret. With `keep_recoverable` (the database credentials when a final
+/// snapshot is kept: the snapshot's master password is in it) it is scheduled for deletion
+/// in [`RECOVERY_DAYS`] instead, restorable by `aws secretsmanager restore-secret` or by the
+/// next `up` of the same stack.
+pub async fn delete(ctx: &Ctx, role: &str, keep_recoverable: bool) -> anyhow::Result<Change> {
     let name = name(ctx, role);
     let Some(out) = describe(ctx, role).await? else {
         return Ok(Change::Absent);
@@ -177,14 +205,38 @@ pub async fn delete(ctx: &Ctx, role: &str) -> anyhow::Result<Change> {
         ctx.progress("secret", &name, "not tagged for this stack: left alone");
         return Ok(Change::Absent);
     }
-    ctx.aws
-        .secrets
-        .delete_secret()
-        .secret_id(&name)
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-        .aws(format!("deleting secret {name}"))?;
+    if out.deleted_date().is_some() {
+        return Ok(Change::Absent);
+    }
+    if keep_recoverable && role == "db" {
+        // The address goes with the database; a restored secret must not send a new
+        // stack's instances to it.
+        let mut secret = read_db(ctx).await?;
+        if secret.host.take().is_some() {
+            ctx.aws
+                .secrets
+                .put_secret_value()
+                .secret_id(&name)
+                .secret_string(serde_json::to_string(&secret)?)
+                .send()
+                .await
+                .aws(format!("forgetting the database address in {name}"))?;
+        }
+    }
+    let req = ctx.aws.secrets.delete_secret().secret_id(&name);
+    let req = if keep_recoverable {
+        req.recovery_window_in_days(RECOVERY_DAYS)
+    } else {
+        req.force_delete_without_recovery(true)
+    };
+    req.send().await.aws(format!("deleting secret {name}"))?;
+    if keep_recoverable {
+        let note = format!(
+            "scheduled for deletion in {RECOVERY_DAYS} days: it holds the final snapshot's password (restore it with `aws secretsmanager restore-secret --secret-id {name}`)"
+        );
+        ctx.progress("secret", &name, &note);
+        return Ok(Change::Note(note));
+    }
     ctx.progress("secret", &name, "deleted");
     Ok(Change::Delete)
 }

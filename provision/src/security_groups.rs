@@ -2,7 +2,9 @@
 //! app's (its port from the load balancer only; no SSH), the database's (5432 from the
 //! app only). Rules are converged exactly: missing ones added, extra ones removed.
 
-use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, SecurityGroup, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, UserIdGroupPair,
+};
 
 use crate::aws::{retry_while, AwsResult};
 use crate::context::{Ctx, PLANNED};
@@ -16,6 +18,9 @@ pub const ROLES: [&str; 3] = ["lb", "app", "db"];
 pub enum Source {
     Cidr(String),
     Group(String),
+    /// Only ever found (added by hand), never wanted: read so that `up` removes it.
+    Ipv6(String),
+    PrefixList(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -87,16 +92,26 @@ pub fn actual_rules(sg: &SecurityGroup) -> Vec<Rule> {
                     });
                 }
             }
-            for g in p.user_id_group_pairs() {
-                if let Some(id) = g.group_id() {
-                    rules.push(Rule {
-                        egress,
-                        protocol: protocol.clone(),
-                        from,
-                        to,
-                        source: Source::Group(id.into()),
-                    });
-                }
+            let sources =
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(|id| Source::Group(id.into())))
+                    .chain(
+                        p.ipv6_ranges()
+                            .iter()
+                            .filter_map(|r| r.cidr_ipv6().map(|c| Source::Ipv6(c.into()))),
+                    )
+                    .chain(p.prefix_list_ids().iter().filter_map(|l| {
+                        l.prefix_list_id().map(|id| Source::PrefixList(id.into()))
+                    }));
+            for source in sources {
+                rules.push(Rule {
+                    egress,
+                    protocol: protocol.clone(),
+                    from,
+                    to,
+                    source,
+                });
             }
         }
     }
@@ -112,6 +127,10 @@ fn permission(rule: &Rule) -> IpPermission {
     match &rule.source {
         Source::Cidr(c) => b.ip_ranges(IpRange::builder().cidr_ip(c).build()),
         Source::Group(g) => b.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build()),
+        Source::Ipv6(c) => b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build()),
+        Source::PrefixList(id) => {
+            b.prefix_list_ids(PrefixListId::builder().prefix_list_id(id).build())
+        }
     }
     .build()
 }

@@ -50,6 +50,9 @@ async fn settings(value: Value) {
 struct Stack {
     name: String,
     dir: tempfile::TempDir,
+    /// Everything provision printed for this stack, except `admin-password` (which prints
+    /// the password on request): checked for leaked secrets.
+    output: std::sync::Mutex<String>,
 }
 
 impl Stack {
@@ -73,7 +76,11 @@ impl Stack {
             .replace("deletion_protection = true", "deletion_protection = false");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), text).unwrap();
-        Stack { name, dir }
+        Stack {
+            name,
+            dir,
+            output: std::sync::Mutex::new(String::new()),
+        }
     }
 
     /// Run the real binary; returns (exit code, stdout, stderr).
@@ -92,6 +99,11 @@ impl Stack {
             String::from_utf8_lossy(&out.stdout).to_string(),
             String::from_utf8_lossy(&out.stderr).to_string(),
         );
+        if args.first() != Some(&"admin-password") {
+            let mut all = self.output.lock().unwrap();
+            all.push_str(&stdout);
+            all.push_str(&stderr);
+        }
         (out.status.code().unwrap_or(-1), stdout, stderr)
     }
 
@@ -424,7 +436,7 @@ async fn use_the_gallery(stack: &Stack, url: &str) {
     let objects = s3
         .list_objects_v2()
         .bucket(&bucket)
-        .prefix("alice/")
+        .prefix("images/alice/")
         .send()
         .await
         .unwrap();
@@ -432,7 +444,7 @@ async fn use_the_gallery(stack: &Stack, url: &str) {
     assert_eq!(
         keys.len(),
         2,
-        "original and thumbnail under alice/: {keys:?}"
+        "original and thumbnail under images/alice/: {keys:?}"
     );
     assert_eq!(
         psql(stack, "SELECT original_name FROM images JOIN users ON users.id = images.owner_id WHERE users.username = 'alice'").await,
@@ -492,6 +504,51 @@ async fn db_secret(stack: &Stack) -> Value {
     .unwrap()
 }
 
+/// Neither the database password nor the first admin's appears in anything provision
+/// printed (up, status --json) or in any instance's console (its boot output and the
+/// gallery's log).
+async fn assert_no_secret_in_output(stack: &Stack, ids: &[String]) {
+    let db = db_secret(stack).await["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = stack.admin_password().await;
+    assert!(db.len() >= 16 && admin.len() >= 16);
+    let printed = stack.output.lock().unwrap().clone();
+    assert!(
+        printed.contains("http://"),
+        "the output was captured: {printed}"
+    );
+    for (what, secret) in [("database", &db), ("admin", &admin)] {
+        assert!(
+            !printed.contains(secret.as_str()),
+            "the {what} password is in provision's output"
+        );
+    }
+    let ec2 = stack.ec2().await;
+    for id in ids {
+        let out = ec2
+            .get_console_output()
+            .instance_id(id)
+            .send()
+            .await
+            .unwrap();
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            out.output().unwrap_or_default(),
+        )
+        .unwrap();
+        let console = String::from_utf8_lossy(&raw);
+        assert!(console.contains("gallery"), "{id} has a console: {console}");
+        for (what, secret) in [("database", &db), ("admin", &admin)] {
+            assert!(
+                !console.contains(secret.as_str()),
+                "the {what} password is in {id}'s console output"
+            );
+        }
+    }
+}
+
 /// After `down`: nothing of the stack's instances runs any more.
 async fn assert_nothing_runs(ids: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -502,7 +559,8 @@ async fn assert_nothing_runs(ids: &[String]) {
             .unwrap()
             .iter()
             .filter(|i| {
-                ids.contains(&i["id"].as_str().unwrap().to_string()) && i["state"] != "stopped"
+                ids.contains(&i["id"].as_str().unwrap().to_string())
+                    && (i["state"] != "stopped" || i["processes"] != 0)
             })
             .cloned()
             .collect();
@@ -534,6 +592,9 @@ async fn full_cycle(prefix: &str) {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids.len(), 2, "two instances: {ids:?}");
+    let (code, _, _) = stack.provision(&["status", "--json"]).await;
+    assert_eq!(code, 0);
+    assert_no_secret_in_output(&stack, &ids).await;
     let started = Instant::now();
     stack.down().await;
     eprintln!(
@@ -734,6 +795,21 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
     stack.down().await;
 }
 
+/// These instances are terminated (EC2's word) and nothing of theirs runs (the local
+/// cloud's).
+async fn assert_terminated(stack: &Stack, ids: &[String]) {
+    let states = stack.instances().await;
+    for id in ids {
+        assert!(
+            states
+                .iter()
+                .any(|(i, s)| i == id && (s == "terminated" || s == "shutting-down")),
+            "{id} should be gone: {states:?}"
+        );
+    }
+    assert_nothing_runs(ids).await;
+}
+
 /// The Auto Scaling group's instances that are in service.
 async fn in_service(stack: &Stack) -> Vec<String> {
     let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
@@ -783,6 +859,14 @@ struct Load {
     failures: std::sync::Mutex<Vec<String>>,
 }
 
+fn location_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
+}
+
 /// `clients` users browsing the gallery and, every tenth request, uploading, until `stop`.
 async fn generate_load(
     url: &str,
@@ -805,6 +889,9 @@ async fn generate_load(
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                // What counts as success is exact: a page (200), an upload that lands in
+                // the gallery (303 to /gallery). A redirect to the login page (a session
+                // lost during the roll) is a failure.
                 let outcome = if (n + c as u64) % 10 == 0 {
                     match client.get(format!("{base}/upload")).send().await {
                         Ok(r) if r.status() == 200 => {
@@ -816,30 +903,48 @@ async fn generate_load(
                                     .mime_str("image/jpeg")
                                     .unwrap(),
                             );
-                            client
+                            match client
                                 .post(format!("{base}/upload"))
                                 .multipart(form)
                                 .send()
                                 .await
-                                .map(|r| r.status())
+                            {
+                                Ok(r) if r.status() == 303 && location_of(&r) == "/gallery" => {
+                                    Ok(())
+                                }
+                                Ok(r) => Err(format!(
+                                    "POST /upload: {} to {}",
+                                    r.status(),
+                                    location_of(&r)
+                                )),
+                                Err(e) => Err(format!("POST /upload: {e}")),
+                            }
                         }
-                        Ok(r) => Ok(r.status()),
-                        Err(e) => Err(e),
+                        Ok(r) => Err(format!(
+                            "GET /upload: {} to {}",
+                            r.status(),
+                            location_of(&r)
+                        )),
+                        Err(e) => Err(format!("GET /upload: {e}")),
                     }
                 } else {
-                    client
-                        .get(format!("{base}/gallery"))
-                        .send()
-                        .await
-                        .map(|r| r.status())
+                    match client.get(format!("{base}/gallery")).send().await {
+                        Ok(r) if r.status() == 200 => Ok(()),
+                        Ok(r) => Err(format!(
+                            "GET /gallery: {} to {}",
+                            r.status(),
+                            location_of(&r)
+                        )),
+                        Err(e) => Err(format!("GET /gallery: {e}")),
+                    }
                 };
                 match outcome {
-                    Ok(s) if s.is_success() || s.is_redirection() => {
+                    Ok(()) => {
                         load.ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    other => {
+                    Err(why) => {
                         load.failed.fetch_add(1, Ordering::Relaxed);
-                        load.failures.lock().unwrap().push(format!("{other:?}"));
+                        load.failures.lock().unwrap().push(why);
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -900,7 +1005,13 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         .provision(&["deploy", "--artifact", v3_path.to_str().unwrap()])
         .await;
     assert_ne!(code, 0, "a second deploy ran during the first");
-    assert!(stderr.contains("is locked by"), "{stderr}");
+    assert!(
+        stderr.contains("is locked by")
+            && stderr.contains("`provision deploy`")
+            && stderr.contains(" since "),
+        "the refusal names the holder, its command and since when: {stderr}"
+    );
+    let before_v2: Vec<String> = in_service(&stack).await;
     let out = first.await.unwrap();
     assert!(
         out.status.success(),
@@ -914,6 +1025,7 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         started.elapsed().as_secs_f64()
     );
     assert_eq!(all_run(&stack, &v2).await.len(), 2);
+    assert_terminated(&stack, &before_v2).await;
     let (code, status, _) = stack.provision(&["status", "--json"]).await;
     assert_eq!(code, 0);
     let status: Value = serde_json::from_str(&status).unwrap();
@@ -940,10 +1052,20 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         ])
         .await;
     assert_eq!(code, 1, "deploy of a broken release:\n{stdout}\n{stderr}");
+    // Why, in the operator's terms: the target's state and reason, then its console.
     assert!(
-        stderr.contains("did not become healthy") && stderr.contains("target"),
-        "{stderr}"
+        stderr.contains("did not become healthy")
+            && stderr.contains("target unhealthy (")
+            && stderr.contains("  | "),
+        "the failure says why (target reason and console lines): {stderr}"
     );
+    let v3_instances: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("instance "))
+        .filter_map(|l| l.split(':').next())
+        .map(String::from)
+        .collect();
+    assert!(!v3_instances.is_empty(), "{stderr}");
     eprintln!(
         "[{}] broken v3 rolled back after {:.1}s",
         stack.name,
@@ -958,8 +1080,19 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(all_run(&stack, &v2).await.len(), 2);
+    assert_terminated(&stack, &v3_instances).await;
 
-    // Rollback: back to v1.
+    // Rollback to a release that was never uploaded: refused before anything changes.
+    let (code, _, stderr) = stack
+        .provision(&["rollback", "--to", "v0.0.0-000000000000"])
+        .await;
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("is not in s3://") && stderr.contains(&v1) && stderr.contains(&v2),
+        "names the known releases: {stderr}"
+    );
+
+    // Rollback: back to v1 (the previous release by default).
     let started = Instant::now();
     let mut args = vec!["rollback"];
     args.extend(rolling);

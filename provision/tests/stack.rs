@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use provision::aws::{CallLog, Clients, Timing};
+use provision::aws::{CallLog, Clients, Kill, Timing};
 use provision::cli::{execute, Command};
 use provision::commands::{status, up};
 use provision::config::StackConfig;
@@ -286,42 +286,72 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
         .starts_with(&prefix)));
 }
 
+/// Kill points spread over every resource write of a reference run (the first and the
+/// last included), alternating between "never sent" and "done by AWS, answer lost".
+fn kill_points(writes: usize, n: usize) -> Vec<(usize, Kill)> {
+    let n = n.min(writes).max(1);
+    let mut points: Vec<usize> = (0..n)
+        .map(|i| {
+            if n == 1 {
+                0
+            } else {
+                i * (writes - 1) / (n - 1)
+            }
+        })
+        .collect();
+    points.dedup();
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let how = if i % 2 == 0 {
+                Kill::ResponseLost
+            } else {
+                Kill::BeforeSend
+            };
+            (k, how)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
-    // How many calls a whole run takes, to spread the kill points over it.
+async fn up_killed_at_any_write_is_finished_by_the_next_up() {
+    // The writes of a whole run, to spread the kill points over them.
     let reference = config("ref");
     let (r, log) = run(up_cmd(), &reference).await;
     r.unwrap();
-    let total = log.calls().len();
+    let writes = resource_writes(&log).len();
     run(down(true), &reference).await.0.unwrap();
 
-    // Up to 80%: the total includes polls of RDS (a real PostgreSQL starting on the local
-    // cloud), whose count varies from run to run.
-    let points: Vec<usize> = [1, 3, 8, 15, 25, 35, 50, 60, 70, 80]
-        .iter()
-        .map(|p| p * total / 100)
-        .filter(|k| *k > 0)
-        .collect();
     let mut set = tokio::task::JoinSet::new();
-    for k in points {
+    for (k, how) in kill_points(writes, 12) {
         set.spawn(async move {
             let config = config("kill");
-            let (r, _) = run_with(up_cmd(), &config, Arc::new(CallLog::with_budget(k))).await;
+            let log = Arc::new(CallLog::killed_at_write(k, how));
+            let (r, log) = run_with(up_cmd(), &config, log).await;
             assert!(
-                r.is_err(),
-                "up with a budget of {k} calls should have been cut short"
+                r.is_err() && log.is_dead(),
+                "up killed at write {k} ({how:?}) should have died"
             );
             // The dead run's lock lapses after one lease.
             tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
             let (r, _) = run(up_cmd(), &config).await;
             assert_eq!(
-                r.unwrap_or_else(|e| panic!("resume after {k} calls: {e:#}")),
+                r.unwrap_or_else(|e| panic!("resume after a kill at write {k} ({how:?}): {e:#}")),
                 0
             );
             assert_eq!(
                 counts(&config).await,
                 complete_stack(2),
-                "after a kill at call {k}"
+                "exactly one of each after a kill at write {k} ({how:?})"
+            );
+            // Converged, not just complete: one more `up` changes nothing.
+            let (r, log) = run(up_cmd(), &config).await;
+            assert_eq!(r.unwrap(), 0);
+            assert_eq!(
+                resource_writes(&log),
+                Vec::<String>::new(),
+                "the stack resumed after a kill at write {k} ({how:?}) was not converged"
             );
             run(down(true), &config).await.0.unwrap();
             assert!(counts(&config).await.is_empty());
@@ -333,27 +363,65 @@ async fn up_killed_after_k_calls_is_finished_by_the_next_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn down_killed_midway_is_finished_by_the_next_down() {
+async fn down_killed_at_any_write_is_finished_by_the_next_down() {
     let reference = config("dref");
     run(up_cmd(), &reference).await.0.unwrap();
     let (r, log) = run(down(true), &reference).await;
     r.unwrap();
-    let total = log.calls().len();
+    let writes = resource_writes(&log).len();
 
-    for pct in [10, 40, 70] {
-        let config = config("dkill");
-        run(up_cmd(), &config).await.0.unwrap();
-        let k = pct * total / 100;
-        let (r, _) = run_with(down(true), &config, Arc::new(CallLog::with_budget(k))).await;
-        assert!(
-            r.is_err() || r.as_ref().is_ok_and(|c| *c != 0),
-            "down with {k} calls should not finish"
-        );
-        tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
-        let (r, _) = run(down(true), &config).await;
-        assert_eq!(r.unwrap(), 0, "second down after a kill at call {k}");
-        assert!(counts(&config).await.is_empty());
+    let mut set = tokio::task::JoinSet::new();
+    for (k, how) in kill_points(writes, 8) {
+        set.spawn(async move {
+            let config = config("dkill");
+            run(up_cmd(), &config).await.0.unwrap();
+            let log = Arc::new(CallLog::killed_at_write(k, how));
+            let (r, log) = run_with(down(true), &config, log).await;
+            assert!(
+                log.is_dead() && (r.is_err() || r.as_ref().is_ok_and(|c| *c != 0)),
+                "down killed at write {k} ({how:?}) should not finish"
+            );
+            tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
+            let (r, _) = run(down(true), &config).await;
+            assert_eq!(
+                r.unwrap_or_else(|e| panic!("down after a kill at write {k} ({how:?}): {e:#}")),
+                0
+            );
+            assert!(counts(&config).await.is_empty());
+        });
     }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
+/// S3 creates a bucket untagged and `up` tags it in the next call: killed in between,
+/// `down` still removes the (empty, untagged) bucket of this stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_removes_the_untagged_bucket_of_an_up_killed_after_creating_it() {
+    let config = config("bkill");
+    let log = Arc::new(CallLog::killed_at_operation(
+        "S3:CreateBucket",
+        Kill::ResponseLost,
+    ));
+    let (r, log) = run_with(up_cmd(), &config, log).await;
+    assert!(r.is_err() && log.is_dead());
+    let c = ctx(&config).await;
+    let bucket = provision::bucket::name(&c);
+    c.aws
+        .s3
+        .head_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("the bucket was created");
+    tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
+    assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
+    assert!(
+        c.aws.s3.head_bucket().bucket(&bucket).send().await.is_err(),
+        "bucket removed"
+    );
+    assert!(counts(&config).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,11 +572,28 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
     assert_eq!(secrets.len(), 2);
     let allowed: Vec<String> = [
         format!("arn:aws:s3:::{bucket}"),
-        format!("arn:aws:s3:::{bucket}/*"),
+        format!("arn:aws:s3:::{bucket}/images/*"),
+        format!("arn:aws:s3:::{bucket}/releases/*"),
     ]
     .into_iter()
     .chain(secrets)
     .collect();
+    // The app writes images only; the releases every instance boots are read-only to it
+    // (a compromised instance must not be able to plant a binary for the next boot).
+    for st in doc["Statement"].as_array().unwrap() {
+        let resource = st["Resource"].to_string();
+        let actions = st["Action"].to_string();
+        if resource.contains("/releases/") {
+            assert_eq!(st["Action"], "s3:GetObject", "releases are read-only: {st}");
+        }
+        if actions.contains("s3:PutObject") || actions.contains("s3:DeleteObject") {
+            assert_eq!(
+                st["Resource"],
+                format!("arn:aws:s3:::{bucket}/images/*"),
+                "writes only under images/: {st}"
+            );
+        }
+    }
     for st in doc["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
         let resources: Vec<String> = match &st["Resource"] {
@@ -551,9 +636,60 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
                 );
                 assert_eq!(cidr, "0.0.0.0/0");
             }
+            assert!(
+                !matches!(
+                    rule.source,
+                    provision::security_groups::Source::Ipv6(_)
+                        | provision::security_groups::Source::PrefixList(_)
+                ),
+                "only the configured IPv4 CIDRs: {rule:?}"
+            );
             assert!(!(rule.from <= 22 && rule.to >= 22), "SSH open: {rule:?}");
         }
     }
+    // A rule added by hand (SSH from all of IPv6) is seen, planned and removed by `up`.
+    let app_sg = groups
+        .security_groups()
+        .iter()
+        .find(|g| provision::tags::ec2_role(g.tags()) == Some("app"))
+        .and_then(|g| g.group_id())
+        .unwrap()
+        .to_string();
+    c.aws
+        .ec2
+        .authorize_security_group_ingress()
+        .group_id(&app_sg)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ipv6_ranges(
+                    aws_sdk_ec2::types::Ipv6Range::builder()
+                        .cidr_ipv6("::/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let after = c
+        .aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(&app_sg)
+        .send()
+        .await
+        .unwrap();
+    let rules = provision::security_groups::actual_rules(&after.security_groups()[0]);
+    assert!(
+        rules
+            .iter()
+            .all(|r| !matches!(r.source, provision::security_groups::Source::Ipv6(_))),
+        "the hand-added IPv6 rule is gone: {rules:?}"
+    );
 
     // The user-data is rendered, stored in the template, small, and holds no secret.
     let lt = provision::launch::find(&c).await.unwrap().unwrap();

@@ -50,6 +50,15 @@ require_tools() {
   [ -n "$PG_BIN" ] || die "PostgreSQL server binaries not found: apt-get install postgresql-15, or set PG_BIN to the folder holding initdb"
 }
 
+# What the local cloud needs, checked before anything is built: root (network and mount
+# namespaces), iproute2, and a postgres user for initdb.
+require_localcloud_tools() {
+  [ "$(id -u)" = 0 ] || die "the local cloud runs instances in network namespaces and needs root: run scripts/test as root (sudo, a container or a VM)"
+  command -v ip >/dev/null || die "ip not found: apt-get install iproute2 (the local cloud's network namespaces)"
+  command -v unshare >/dev/null || die "unshare not found: apt-get install util-linux (the local cloud's sandboxes)"
+  id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user for initdb: useradd --system postgres"
+}
+
 # Run a command as the postgres user when we are root (initdb refuses root).
 as_pg() {
   if [ "$(id -u)" = 0 ]; then

@@ -6,4 +6,4 @@ pub mod password;
 pub mod throttle;
 mod user;
 
-pub use user::{AdminUser, CurrentUser, SESSION_EPOCH, SESSION_USER};
+pub use user::{AdminUser, CurrentUser, SESSION_EPOCH, SESSION_SEEN, SESSION_USER};

@@ -1,53 +1,64 @@
 //! Login throttling per username and per client address: after `max_failures` failed
 //! attempts on one username (or four times that from one address, which may be a whole
 //! office behind NAT) in the window, further attempts get 429 until the window ends.
+//!
+//! An attempt is counted *before* its password is checked, in one atomic statement, so
+//! attempts sent in parallel can't all slip past the limit while the (slow) hash runs;
+//! a refused attempt and a successful one are taken back afterwards.
 
 use std::net::IpAddr;
 
-use crate::db::{now_millis, Db};
+use crate::db::now_millis;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::throttle;
 
-fn keys(username: &str, client: IpAddr) -> [String; 2] {
-    [format!("user:{username}"), format!("ip:{client}")]
+/// An attempt counted against a username and a client address.
+pub struct Attempt {
+    user_key: String,
+    client_key: String,
 }
 
 fn window_ms(state: &AppState) -> i64 {
     state.config.throttle.window.as_millis() as i64
 }
 
-/// Refuse with 429 (and Retry-After) while either key is locked out.
-pub async fn check(state: &AppState, username: &str, client: IpAddr) -> AppResult<()> {
+/// Count the attempt; refuse with 429 (and Retry-After) when either counter is over its
+/// limit, in which case the attempt is not counted (only checked passwords count).
+pub async fn begin(state: &AppState, username: &str, client: IpAddr) -> AppResult<Attempt> {
+    let attempt = Attempt {
+        user_key: format!("user:{username}"),
+        client_key: format!("ip:{client}"),
+    };
     let per_user = i64::from(state.config.throttle.max_failures);
-    for (key, max) in keys(username, client)
-        .into_iter()
-        .zip([per_user, per_user * 4])
-    {
-        if let Some((failures, until)) =
-            throttle::current(&state.db, &key, window_ms(state)).await?
-        {
-            if failures >= max {
-                let secs = ((until - now_millis()).max(1000) + 999) / 1000;
-                return Err(AppError::TooManyRequests {
-                    retry_after_secs: secs as u64,
-                });
-            }
-        }
+    let window = window_ms(state);
+    let (user_count, user_until) =
+        throttle::count_attempt(&state.db, &attempt.user_key, window).await?;
+    let (client_count, client_until) =
+        throttle::count_attempt(&state.db, &attempt.client_key, window).await?;
+    let mut until = None;
+    if user_count > per_user {
+        until = Some(user_until);
     }
-    Ok(())
+    if client_count > per_user * 4 {
+        until = Some(until.map_or(client_until, |u: i64| u.max(client_until)));
+    }
+    if let Some(until) = until {
+        throttle::uncount_attempt(&state.db, &attempt.user_key).await?;
+        throttle::uncount_attempt(&state.db, &attempt.client_key).await?;
+        let secs = ((until - now_millis()).max(1000) + 999) / 1000;
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: secs as u64,
+        });
+    }
+    Ok(attempt)
 }
 
-pub async fn record_failure(state: &AppState, username: &str, client: IpAddr) -> AppResult<()> {
-    for key in keys(username, client) {
-        throttle::record_failure(&state.db, &key, window_ms(state)).await?;
-    }
-    Ok(())
-}
-
-/// A successful login clears the username's counter (not the address's: one good
-/// password must not reset a spray across many accounts).
-pub async fn record_success(db: &Db, username: &str) -> AppResult<()> {
-    throttle::clear(db, &format!("user:{username}")).await?;
+/// The password was right: clear the username's counter, and take this attempt back from
+/// the address's (not the whole counter: one good password must not reset a spray across
+/// many accounts).
+pub async fn succeeded(state: &AppState, attempt: Attempt) -> AppResult<()> {
+    throttle::clear(&state.db, &attempt.user_key).await?;
+    throttle::uncount_attempt(&state.db, &attempt.client_key).await?;
     Ok(())
 }

@@ -11,6 +11,22 @@ use crate::store::users::{self, User};
 pub const SESSION_USER: &str = "uid";
 /// The user's session epoch at login; a password change bumps it and ends older sessions.
 pub const SESSION_EPOCH: &str = "epoch";
+/// When the session's expiry was last pushed forward (ms since the epoch).
+pub const SESSION_SEEN: &str = "seen";
+
+/// Push a logged-in session's idle expiry forward. Saving on every request would be a
+/// database write per page view, so the record is saved again only once a twelfth of the
+/// idle period has passed since the last save: an active user stays logged in, and one
+/// who leaves is logged out between 11/12 and 12/12 of the idle period later.
+async fn keep_alive(session: &Session, idle: std::time::Duration) -> Result<(), AppError> {
+    let now = crate::db::now_millis();
+    let seen = session.get::<i64>(SESSION_SEEN).await?.unwrap_or(0);
+    let every = (idle.as_millis() / 12) as i64;
+    if now - seen >= every {
+        session.insert(SESSION_SEEN, now).await?;
+    }
+    Ok(())
+}
 
 /// The logged-in user and their session. Without one: redirect to the login page.
 pub struct CurrentUser {
@@ -47,7 +63,10 @@ impl FromRequestParts<AppState> for CurrentUser {
         };
         let epoch = session.get::<i64>(SESSION_EPOCH).await?.unwrap_or(-1);
         match users::by_id(&state.db, id).await? {
-            Some(user) if user.session_epoch == epoch => Ok(CurrentUser { user, session }),
+            Some(user) if user.session_epoch == epoch => {
+                keep_alive(&session, state.config.session_idle).await?;
+                Ok(CurrentUser { user, session })
+            }
             _ => {
                 // Deleted user or changed password: this session is over.
                 session.flush().await?;

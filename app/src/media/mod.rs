@@ -118,10 +118,16 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     // Scale first, then turn the small result upright: rotating the full decoded image
     // cost a second full-size buffer and a fifth of the time (docs/BENCHMARKS.md, part 3).
-    let mut thumb = img.thumbnail(THUMB_EDGE, THUMB_EDGE);
-    thumb.apply_orientation(orientation);
     let (width, height) = upright(img.width(), img.height(), orientation);
-    drop(img);
+    // `thumbnail` also enlarges: a small image is its own thumbnail (re-encoded, so no EXIF).
+    let mut thumb = if img.width() <= THUMB_EDGE && img.height() <= THUMB_EDGE {
+        img
+    } else {
+        let small = img.thumbnail(THUMB_EDGE, THUMB_EDGE);
+        drop(img);
+        small
+    };
+    thumb.apply_orientation(orientation);
     let (thumb, thumb_kind) = encode_thumbnail(&thumb).map_err(corrupt)?;
     Ok(Processed {
         kind,
@@ -197,5 +203,12 @@ mod tests {
         assert_eq!((p.kind, p.width, p.height), (Kind::Png, 800, 200));
         let thumb = image::load_from_memory(&p.thumb).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (400, 100));
+    }
+
+    #[test]
+    fn an_image_smaller_than_a_thumbnail_is_not_enlarged() {
+        let p = process(&png(64, 48), 1_000_000).unwrap();
+        let thumb = image::load_from_memory(&p.thumb).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (64, 48));
     }
 }

@@ -9,12 +9,30 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::auth::{csrf, password, throttle, CurrentUser, SESSION_EPOCH, SESSION_USER};
+use crate::auth::{
+    csrf, password, throttle, CurrentUser, SESSION_EPOCH, SESSION_SEEN, SESSION_USER,
+};
 use crate::domain::{safe_next, Username};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::users;
 use crate::templates::{LoginPage, Page};
+
+/// How long a session that never logged in is kept: long enough to fill in the login
+/// form, short enough that visitors who only look at it don't pile up rows.
+const ANONYMOUS_SESSION: time::Duration = time::Duration::minutes(30);
+
+/// The login form's token lives in a session; for a visitor who is not logged in, make
+/// that session short-lived.
+async fn login_token(state: &AppState, session: &Session) -> AppResult<String> {
+    if session.get::<i64>(SESSION_USER).await?.is_none() {
+        let idle = time::Duration::try_from(state.config.session_idle).unwrap_or(ANONYMOUS_SESSION);
+        session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+            idle.min(ANONYMOUS_SESSION),
+        )));
+    }
+    csrf::token(session).await
+}
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -32,7 +50,7 @@ pub async fn login_form(
     }
     Ok(Page::ok(LoginPage {
         nav: None,
-        csrf: csrf::token(&session).await?,
+        csrf: login_token(&state, &session).await?,
         next: safe_next(q.next.as_deref()),
         username: String::new(),
         error: None,
@@ -65,7 +83,7 @@ pub async fn login(
     let name = Username::parse(&form.username)
         .map(|u| u.as_str().to_string())
         .unwrap_or_else(|_| form.username.trim().to_ascii_lowercase());
-    throttle::check(&state, &name, client).await?;
+    let attempt = throttle::begin(&state, &name, client).await?;
 
     let found = users::credentials(&state.db, &name).await?;
     let (user, hash) = match found {
@@ -79,10 +97,9 @@ pub async fn login(
     let next = safe_next(form.next.as_deref());
 
     let Some(user) = user.filter(|_| ok) else {
-        throttle::record_failure(&state, &name, client).await?;
         let page = LoginPage {
             nav: None,
-            csrf: csrf::token(&session).await?,
+            csrf: login_token(&state, &session).await?,
             next,
             username: form.username,
             error: Some("Invalid username or password.".into()),
@@ -90,11 +107,14 @@ pub async fn login(
         return Ok(Page::with_status(StatusCode::UNAUTHORIZED, page).into_response());
     };
 
-    throttle::record_success(&state.db, &name).await?;
+    throttle::succeeded(&state, attempt).await?;
     // A new id at login, so a session id planted before login is worthless after it.
     session.cycle_id().await?;
     session.insert(SESSION_USER, user.id).await?;
     session.insert(SESSION_EPOCH, user.session_epoch).await?;
+    session
+        .insert(SESSION_SEEN, crate::db::now_millis())
+        .await?;
     csrf::rotate(&session).await?;
     tracing::info!(user = %user.username, "logged in");
     Ok(Redirect::to(&next).into_response())

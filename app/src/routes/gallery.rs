@@ -20,7 +20,7 @@ pub async fn index(
     State(state): State<AppState>,
     current: CurrentUser,
     Query(q): Query<PageQuery>,
-) -> AppResult<impl IntoResponse> {
+) -> AppResult<axum::response::Response> {
     let page: i64 = match q.page.as_deref() {
         None | Some("") => 1,
         Some(p) => p
@@ -38,6 +38,10 @@ pub async fn index(
     )
     .await?;
     let pages = ((total + size - 1) / size).max(1);
+    if list.is_empty() && total > 0 {
+        // Past the last page (say, after deleting its last image): show the last one.
+        return Ok(Redirect::to(&format!("/gallery?page={pages}")).into_response());
+    }
     Ok(Page::ok(GalleryPage {
         nav: Some(Nav::new(
             &current.user,
@@ -47,7 +51,8 @@ pub async fn index(
         page,
         pages,
         total,
-    }))
+    })
+    .into_response())
 }
 
 pub async fn show(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError};
-use axum::extract::{Multipart, Request, State};
+use axum::extract::{FromRequestParts, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -20,23 +20,32 @@ use crate::templates::{human_size, Nav, Page, UploadPage};
 /// More parts than this in one form is abuse, not a photo album.
 const MAX_FILES: usize = 100;
 
+/// The request's Content-Length, if it declares one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// An upload whose Content-Length is over the limit is refused before anything is parsed.
-/// What the client is still sending is read and dropped (bounded in size and time) so it
-/// receives the 413 page instead of a connection reset.
+/// For a logged-in user, what the client is still sending is read and dropped (bounded in
+/// size and time) so the browser shows the 413 page instead of a connection reset; anyone
+/// else is sent to the login page at once (nobody can make us read for them).
 pub async fn reject_oversize(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
     let limit = state.config.limits.max_upload_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Some(len) = declared.filter(|len| *len > limit as u64) else {
+    let Some(len) = declared_length(request.headers()).filter(|len| *len > limit as u64) else {
         return next.run(request).await;
     };
+    let (mut parts, body) = request.into_parts();
+    if let Err(e) = CurrentUser::from_request_parts(&mut parts, &state).await {
+        return e.into_response();
+    }
+    let request = Request::from_parts(parts, body);
     let cap = (limit as u64).saturating_mul(2).saturating_add(8 << 20);
     if len <= cap {
         let mut body = request.into_body().into_data_stream();
@@ -148,10 +157,8 @@ pub async fn submit(
 ) -> AppResult<impl IntoResponse> {
     let limit = state.config.limits.max_upload_bytes;
     // `reject_oversize` has refused anything declaring more than the limit.
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
+    let declared = declared_length(&headers)
+        .and_then(|len| usize::try_from(len).ok())
         .unwrap_or(0)
         .min(limit);
     let too_large = |e: MultipartError| {
@@ -165,7 +172,17 @@ pub async fn submit(
         }
     };
 
-    let (token, uploads) = match read_form(&mut multipart, declared).await {
+    // The body timeout cuts off a body that stalls; this one a body that trickles (a byte
+    // now and then would otherwise hold the request, and its buffer, forever).
+    let deadline = state.config.upload_timeout;
+    let read = tokio::time::timeout(deadline, read_form(&mut multipart, declared)).await;
+    let Ok(read) = read else {
+        return Err(AppError::RequestTimeout(format!(
+            "The upload took longer than {} seconds and was stopped. Try fewer or smaller files.",
+            deadline.as_secs()
+        )));
+    };
+    let (token, uploads) = match read {
         Ok(form) => form,
         Err(ReadError::Multipart(e)) => return Err(too_large(e)),
         Err(ReadError::Refused(e)) => {

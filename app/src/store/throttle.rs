@@ -1,48 +1,41 @@
-//! Failed-login counters, kept in the database so the limit holds across instances.
+//! Login-attempt counters, kept in the database so the limit holds across instances.
 
 use sqlx::Row;
 
 use crate::db::{now_millis, Db};
 
-/// Count one failure for `key` in a fixed window of `window_ms`; returns the failures so far.
-pub async fn record_failure(db: &Db, key: &str, window_ms: i64) -> Result<i64, sqlx::Error> {
+/// Count one attempt for `key` in a fixed window of `window_ms`, in one atomic statement;
+/// returns the attempts counted in the window so far (this one included) and when the
+/// window ends (ms since the epoch).
+pub async fn count_attempt(db: &Db, key: &str, window_ms: i64) -> Result<(i64, i64), sqlx::Error> {
     let now = now_millis();
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO login_throttle (key, failures, window_start) VALUES ($1, 1, $2) \
          ON CONFLICT (key) DO UPDATE SET \
            failures = CASE WHEN login_throttle.window_start <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
            window_start = CASE WHEN login_throttle.window_start <= $3 THEN $2 ELSE login_throttle.window_start END \
-         RETURNING failures",
+         RETURNING failures, window_start",
     )
     .bind(key)
     .bind(now)
     .bind(now - window_ms)
     .fetch_one(db.pool()?)
-    .await?
-    .try_get("failures")
+    .await?;
+    let failures: i64 = row.try_get("failures")?;
+    let start: i64 = row.try_get("window_start")?;
+    Ok((failures, start + window_ms))
 }
 
-/// Failures in the current window and when it ends (ms since epoch), if any.
-pub async fn current(
-    db: &Db,
-    key: &str,
-    window_ms: i64,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT failures, window_start FROM login_throttle WHERE key = $1 AND window_start > $2",
+/// Take back one attempt counted by [`count_attempt`] (one that was refused unverified,
+/// or one that succeeded).
+pub async fn uncount_attempt(db: &Db, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE login_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0",
     )
     .bind(key)
-    .bind(now_millis() - window_ms)
-    .fetch_optional(db.pool()?)
+    .execute(db.pool()?)
     .await?;
-    match row {
-        Some(r) => {
-            let failures: i64 = r.try_get("failures")?;
-            let start: i64 = r.try_get("window_start")?;
-            Ok(Some((failures, start + window_ms)))
-        }
-        None => Ok(None),
-    }
+    Ok(())
 }
 
 pub async fn clear(db: &Db, key: &str) -> Result<(), sqlx::Error> {
@@ -51,4 +44,14 @@ pub async fn clear(db: &Db, key: &str) -> Result<(), sqlx::Error> {
         .execute(db.pool()?)
         .await?;
     Ok(())
+}
+
+/// Forget counters whose window ended more than `window_ms` ago; run periodically, so a
+/// spray of made-up usernames doesn't leave rows behind forever.
+pub async fn delete_expired(db: &Db, window_ms: i64) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1")
+        .bind(now_millis() - window_ms)
+        .execute(db.pool()?)
+        .await?;
+    Ok(r.rows_affected())
 }

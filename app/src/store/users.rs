@@ -203,24 +203,32 @@ pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, s
 
 /// Delete the user and their image rows in one transaction. The caller removes the stored
 /// objects first, so a failure here leaves a user that can simply be deleted again.
-pub async fn delete(db: &Db, id: i64) -> Result<Change, sqlx::Error> {
+/// Delete the user and their image rows in one transaction; returns the storage keys
+/// (original, thumbnail) of the rows it deleted, so the caller can remove any object it
+/// did not know of (an upload that finished meanwhile).
+pub async fn delete(db: &Db, id: i64) -> Result<(Change, Vec<(String, String)>), sqlx::Error> {
     let mut tx = db.pool()?.begin().await?;
     let Some((is_admin, other_admins)) = lock_admins(&mut tx, id).await? else {
-        return Ok(Change::NotFound);
+        return Ok((Change::NotFound, Vec::new()));
     };
     if is_admin && other_admins == 0 {
-        return Ok(Change::LastAdmin);
+        return Ok((Change::LastAdmin, Vec::new()));
     }
-    sqlx::query("DELETE FROM images WHERE owner_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let rows =
+        sqlx::query("DELETE FROM images WHERE owner_id = $1 RETURNING storage_key, thumb_key")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let keys = rows
+        .iter()
+        .map(|r| Ok((r.try_get("storage_key")?, r.try_get("thumb_key")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Change::Done)
+    Ok((Change::Done, keys))
 }
 
 /// Whether the user exists and is an admin, plus how many *other* admins there are.

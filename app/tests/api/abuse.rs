@@ -163,8 +163,96 @@ async fn multipart_abuse_gets_4xx_and_stores_nothing(b: Backend) {
     );
 }
 
+/// A body that never stalls long enough for the body timeout but trickles in a byte at a
+/// time is cut off by the upload deadline (408), and others keep uploading meanwhile.
+async fn a_trickled_upload_is_cut_off_while_others_upload(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        &["--body-timeout-secs", "2", "--upload-timeout-secs", "3"],
+    )
+    .await;
+    let admin = app.admin().await;
+    app.create_user(&admin, "alice", PASSWORD, "Alice", false)
+        .await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let alice = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(
+        login(&app.base, &alice, "alice", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let token = app.csrf(&alice, "/upload").await;
+    let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &app.base.parse().unwrap()).unwrap();
+    let boundary = "XyZ";
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"slow.jpg\"\r\n\r\n",
+        cookie.to_str().unwrap()
+    );
+    let stream = TcpStream::connect(host_port(&app)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        let photo = photo("rocket.jpg");
+        for byte in photo.iter().take(40) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if write.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        app.upload(&alice, &[("fine.jpg", photo("rocket.jpg"))])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER,
+        "others upload while the slow one trickles"
+    );
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "cut off with 408: {answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM images").await, 1);
+    assert_eq!(app.data.objects().await.len(), 2, "only the good upload");
+}
+
+/// Nobody can make the server read a large body for them without logging in first.
+async fn an_oversize_upload_without_a_session_is_refused_at_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let mut s = TcpStream::connect(host_port(&app)).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000000\r\n\r\n--XyZ\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        answer.starts_with("HTTP/1.1 303") && answer.contains("location: /login"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
 both_backends!(
     slow_headers_are_cut_off_while_others_are_served,
     a_stalled_body_fails_cleanly,
     multipart_abuse_gets_4xx_and_stores_nothing,
+    a_trickled_upload_is_cut_off_while_others_upload,
+    an_oversize_upload_without_a_session_is_refused_at_once,
 );

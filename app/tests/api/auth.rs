@@ -1,5 +1,7 @@
 //! Login, logout, sessions, CSRF and throttling.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 
 use crate::helpers::*;
@@ -679,6 +681,131 @@ async fn sql_metacharacters_are_data(b: Backend) {
     );
 }
 
+/// Wrong passwords sent all at once (each attempt's hash takes a while) must not slip
+/// past the limit: the attempt is counted before the password is checked.
+async fn parallel_wrong_logins_cannot_slip_past_the_limit(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        &["--login-max-failures", "3", "--login-lockout-secs", "60"],
+    )
+    .await;
+    let c = app.client();
+    let token = app.csrf(&c, "/login").await;
+    let attempts = (0..20).map(|_| {
+        c.post(app.url("/login"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("username", "admin"),
+                ("password", "wrong-password"),
+            ])
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        (checked, refused),
+        (3, 17),
+        "exactly the limit is checked, the rest refused: {statuses:?}"
+    );
+    assert_eq!(
+        login(&app.base, &app.client(), "admin", ADMIN_PASSWORD)
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// `--session-idle-secs 4`: a user who keeps clicking stays logged in past the idle
+/// period (the stored expiry and the cookie's Max-Age move forward); one who stops is
+/// logged out after it.
+async fn an_active_session_outlives_the_idle_period_and_an_idle_one_ends(b: Backend) {
+    let app = TestApp::spawn_with(b, &["--session-idle-secs", "4"]).await;
+    let c = app.admin().await;
+    for _ in 0..7 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            app.get(&c, "/").await.status(),
+            StatusCode::OK,
+            "active for longer than the idle period"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = app.get(&c, "/").await;
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("Max-Age=4"),
+        "the cookie is renewed too: {cookie}"
+    );
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    assert_eq!(
+        app.get(&c, "/").await.status(),
+        StatusCode::SEE_OTHER,
+        "idle for longer than the period: logged out"
+    );
+}
+
+/// Behind a load balancer (`--behind-proxy`) the client is the last `X-Forwarded-For`
+/// hop (the one the balancer appended): what a client puts before it changes nothing.
+async fn behind_a_proxy_the_last_forwarded_hop_is_throttled(b: Backend) {
+    let app = TestApp::spawn_with(
+        b,
+        &[
+            "--behind-proxy",
+            "--login-max-failures",
+            "1",
+            "--login-lockout-secs",
+            "60",
+        ],
+    )
+    .await;
+    let c = app.client();
+    let token = app.csrf(&c, "/login").await;
+    let attempt = |user: String, forwarded: String| {
+        let (c, token, url) = (c.clone(), token.clone(), app.url("/login"));
+        async move {
+            c.post(url)
+                .header("x-forwarded-for", forwarded)
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("username", user.as_str()),
+                    ("password", "wrong-password"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Per client: 4x the per-user limit, whatever the spoofed left-most entries say.
+    for i in 0..4 {
+        assert_eq!(
+            attempt(format!("user{i}"), format!("203.0.113.{i}, 198.51.100.7")).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        attempt("user9".into(), "203.0.113.99, 198.51.100.7".into()).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same last hop is the same client"
+    );
+    assert_eq!(
+        attempt("user9".into(), "198.51.100.8".into()).await,
+        StatusCode::UNAUTHORIZED,
+        "another last hop is another client"
+    );
+}
+
 both_backends!(
     every_private_page_redirects_to_login,
     wrong_password_and_unknown_user_get_the_same_401,
@@ -694,4 +821,7 @@ both_backends!(
     security_headers_are_on_every_page,
     home_greets_by_full_name_and_links_admin_only_for_admins,
     sql_metacharacters_are_data,
+    parallel_wrong_logins_cannot_slip_past_the_limit,
+    an_active_session_outlives_the_idle_period_and_an_idle_one_ends,
+    behind_a_proxy_the_last_forwarded_hop_is_throttled,
 );

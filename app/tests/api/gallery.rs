@@ -37,6 +37,11 @@ async fn gallery_is_newest_first_lazy_and_paginated(b: Backend) {
         app.get(&alice, "/gallery?page=zero").await.status(),
         StatusCode::BAD_REQUEST
     );
+    // Past the end (an old link, the last image of a page deleted): the last page, not
+    // the empty state.
+    let r = app.get(&alice, "/gallery?page=9").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/gallery?page=2");
     // The page never inlines image bytes.
     assert!(!html.contains("base64"));
 }

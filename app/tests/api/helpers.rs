@@ -1,11 +1,13 @@
 //! Start the app on port 0 with a fresh database and storage; drive it like a browser.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use gallery::cli::{Cli, Command};
 use gallery::config::Config;
+use gallery::storage::Storage;
 use gallery::Application;
 use reqwest::{redirect, Client, Response, StatusCode};
 use sqlx::{Connection, Row};
@@ -188,6 +190,18 @@ impl Data {
             .get::<i64, _>(0)
     }
 
+    /// Run a statement on the test's database (to set up a failure, say).
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql(sql)
+            .execute(&mut conn)
+            .await
+            .expect("test statement");
+    }
+
     pub async fn query_strings(&self, sql: &str) -> Vec<String> {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&self.database_url)
@@ -247,8 +261,39 @@ impl TestApp {
         TestApp { base: app, data }
     }
 
+    /// Start with the configured storage wrapped by `wrap` (to make it fail on purpose).
+    pub async fn spawn_wrapping_storage(
+        backend: Backend,
+        wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+    ) -> TestApp {
+        let data = Data::new(backend).await;
+        let config = Self::config(&data, &[]);
+        let storage = gallery::storage::connect(&config.data)
+            .await
+            .expect("test storage opens");
+        let app = Application::build_with_storage(config, wrap(storage))
+            .await
+            .expect("app builds");
+        let base = Self::run(app).await;
+        TestApp { base, data }
+    }
+
     /// Start another server on the same data; returns its base URL.
     pub async fn start_on(data: &Data, serve_args: &[&str]) -> String {
+        let config = Self::config(data, serve_args);
+        let app = Application::build(config).await.expect("app builds");
+        Self::run(app).await
+    }
+
+    async fn run(app: Application) -> String {
+        let base = format!("http://{}", app.local_addr().expect("addr"));
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        wait_ready(&base).await;
+        base
+    }
+
+    /// The configuration `gallery serve` would build from the test's flags.
+    fn config(data: &Data, serve_args: &[&str]) -> Config {
         let mut argv: Vec<String> = vec!["gallery".into()];
         argv.extend(data.args());
         argv.extend(
@@ -268,12 +313,7 @@ impl TestApp {
         let Some(Command::Serve(serve)) = cli.command else {
             unreachable!()
         };
-        let config = Config::from_args(&cli.data, &serve).expect("valid test config");
-        let app = Application::build(config).await.expect("app builds");
-        let base = format!("http://{}", app.local_addr().expect("addr"));
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
-        wait_ready(&base).await;
-        base
+        Config::from_args(&cli.data, &serve).expect("valid test config")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -113,6 +113,43 @@ async fn sigterm_reports_not_ready_keeps_serving_then_exits(b: Backend) {
         StatusCode::SEE_OTHER
     );
 
+    // A request in flight when SIGTERM arrives: an upload whose body is still arriving.
+    let token = {
+        let html = c
+            .get(format!("{}/upload", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csrf_in(&html)
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let slow_body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let boundary = "InFlight";
+    let photo = photo("rocket.jpg");
+    let mut head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"inflight.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    head.extend_from_slice(&photo[..photo.len() / 2]);
+    let mut tail = photo[photo.len() / 2..].to_vec();
+    tail.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let length = head.len() + tail.len();
+    tx.send(Ok(head)).await.unwrap();
+    let in_flight = tokio::spawn(
+        c.post(format!("{}/upload", server.base))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("content-length", length.to_string())
+            .body(slow_body)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
     let pid = server.child.id().to_string();
     let killed = Instant::now();
     assert!(Command::new("kill")
@@ -149,6 +186,18 @@ async fn sigterm_reports_not_ready_keeps_serving_then_exits(b: Backend) {
         StatusCode::OK,
         "requests are still served while draining"
     );
+
+    // The in-flight upload finishes after SIGTERM and succeeds.
+    tx.send(Ok(tail)).await.unwrap();
+    drop(tx);
+    let r = in_flight.await.unwrap().unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the upload in flight at SIGTERM succeeds"
+    );
+    assert_eq!(location(&r), "/gallery");
+    assert_eq!(data.count("SELECT COUNT(*) FROM images").await, 1);
 
     let status = loop {
         if let Some(status) = server.child.try_wait().unwrap() {
@@ -377,3 +426,10 @@ both_backends!(
     users_can_be_managed_from_the_shell,
     without_a_configured_password_the_first_admin_gets_a_generated_one_shown_once,
 );
+
+/// A body stream fed through a channel, so a test decides when each piece is sent.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

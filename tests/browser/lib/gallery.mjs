@@ -73,7 +73,7 @@ export function assertNoProblems(page) {
   assert.deepEqual(page.problems, [], 'the browser reported errors');
 }
 
-/** Saves docs/screenshots/<name>.png (the viewport only, to keep them small). */
+/** Saves <SCREENSHOT_DIR>/<name>.png (the viewport only, to keep them small). */
 export async function screenshot(page, name) {
   fs.mkdirSync(env.screenshots, { recursive: true });
   await page.screenshot({ path: path.join(env.screenshots, `${name}.png`), type: 'png' });
