@@ -168,9 +168,16 @@ class Instances:
                     pass
 
     def kill(self, instance_id: str) -> bool:
-        """Pull the plug: everything in the sandbox dies at once, nothing is told."""
+        """Pull the plug: everything in the sandbox dies at once, nothing is told. An
+        instance still pending never boots."""
         s = self.boxes.get(instance_id)
-        if s is None or s.init is None:
+        if s is None:
+            return False
+        with s.lock:
+            if s.state == "pending":
+                s.state = "dead"
+                return True
+        if s.init is None:
             return False
         self._signal(s, signal.SIGKILL)
         s.state = "dead"

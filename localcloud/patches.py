@@ -269,6 +269,20 @@ def _auto_scaling() -> None:
 
     launch_templates.LaunchTemplateVersion.user_data = property(user_data)
 
+    # TerminateInstanceInAutoScalingGroup of an instance no longer in any group (already
+    # replaced or terminated) is a ValidationError on AWS; moto crashes with HTTP 500.
+    from moto.autoscaling.exceptions import ValidationError
+
+    backend_cls = asg_models.AutoScalingBackend
+    original_terminate = backend_cls.terminate_instance
+
+    def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+        if not any(st.instance.id == instance_id for g in self.autoscaling_groups.values() for st in g.instance_states):
+            raise ValidationError(f"Instance Id not found - No managed instance found for instance ID: {instance_id}")
+        return original_terminate(self, instance_id, should_decrement)
+
+    backend_cls.terminate_instance = terminate_instance
+
 
 def _console_output(cloud: Any) -> None:
     """GetConsoleOutput returns the instance's real boot output and its service's last lines."""

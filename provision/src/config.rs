@@ -119,6 +119,8 @@ impl StackConfig {
         let name_ok = (2..=20).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && !name.ends_with('-')
+            // S3 refuses `--` in bucket names and the `xn--` prefix; RDS refuses `--`.
+            && !name.contains("--")
             && name
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -126,7 +128,7 @@ impl StackConfig {
             return Err(invalid(
                 "stack.name",
                 format!(
-                    "`{name}`: use 2-20 lower-case letters, digits and '-', starting with a letter"
+                    "`{name}`: use 2-20 lower-case letters, digits and single '-', starting with a letter"
                 ),
             ));
         }
@@ -318,6 +320,7 @@ mod tests {
     fn bad_settings_are_named() {
         for (from, to, setting) in [
             ("name = \"gallery\"", "name = \"Bad_Name\"", "stack.name"),
+            ("name = \"gallery\"", "name = \"my--stack\"", "stack.name"),
             (
                 "vpc_cidr = \"10.42.0.0/16\"",
                 "vpc_cidr = \"10.42.0.0/8\"",

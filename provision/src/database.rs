@@ -151,20 +151,37 @@ fn drift(ctx: &Ctx, db: &DbInstance) -> Vec<String> {
             want.deletion_protection
         ));
     }
+    if !engine_matches(
+        db.engine_version().unwrap_or_default(),
+        &want.engine_version,
+    ) {
+        d.push(format!(
+            "engine version {} -> {}",
+            db.engine_version().unwrap_or("?"),
+            want.engine_version
+        ));
+    }
     d
+}
+
+/// `16` in config.toml is satisfied by any 16.x RDS reports (minor versions move on
+/// their own); `16.4` only by 16.4.
+fn engine_matches(have: &str, want: &str) -> bool {
+    have == want || have.starts_with(&format!("{want}."))
 }
 
 pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let id = instance_id(ctx);
     let want = ctx.config.database.clone();
-    let change = match find(ctx).await? {
+    let found = find(ctx).await?;
+    let change = match &found {
         Some(db) => {
             if !tagged(ctx, db.tag_list()) {
                 anyhow::bail!(
                     "database {id} exists but is not tagged for this stack: refusing to touch it"
                 );
             }
-            let d = drift(ctx, &db);
+            let d = drift(ctx, db);
             if d.is_empty() {
                 Change::Unchanged
             } else {
@@ -181,6 +198,15 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                         )
                         .backup_retention_period(want.backup_retention_days)
                         .deletion_protection(want.deletion_protection)
+                        .set_engine_version(
+                            (!engine_matches(
+                                db.engine_version().unwrap_or_default(),
+                                &want.engine_version,
+                            ))
+                            .then(|| want.engine_version.clone()),
+                        )
+                        // Only ever reached by changing database.engine_version on purpose.
+                        .allow_major_version_upgrade(true)
                         .apply_immediately(true)
                         .send()
                         .await
@@ -222,6 +248,20 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         }
     };
     if ctx.planning() {
+        // The endpoint must be in the secret (the app waits for it): a run that died
+        // before recording it left work to do even though the database is as configured.
+        if let (Change::Unchanged, Some(db)) = (&change, &found) {
+            let endpoint = db.endpoint().and_then(|e| e.address());
+            let secret_planned = ctx.out().db_secret_arn.as_deref() == Some(PLANNED);
+            if endpoint.is_none()
+                || secret_planned
+                || secrets::read_db(ctx).await?.host.as_deref() != endpoint
+            {
+                return Ok(Change::Update(
+                    "record the endpoint in the secret (once available)".into(),
+                ));
+            }
+        }
         return Ok(change);
     }
     let db = wait_available(ctx).await?;
@@ -381,4 +421,17 @@ pub async fn delete_subnet_group(ctx: &Ctx) -> anyhow::Result<Change> {
     .await?;
     ctx.progress("db-subnet-group", &name, "deleted");
     Ok(Change::Delete)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_major_version_is_satisfied_by_its_minor_versions() {
+        assert!(super::engine_matches("16.4", "16"));
+        assert!(super::engine_matches("16", "16"));
+        assert!(super::engine_matches("16.4", "16.4"));
+        assert!(!super::engine_matches("15.7", "16"));
+        assert!(!super::engine_matches("16.4", "16.3"));
+        assert!(!super::engine_matches("160.1", "16"));
+    }
 }

@@ -149,10 +149,7 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
                 let evidence = explain_unhealthy(ctx, &fresh).await;
                 ctx.progress("deploy", &release, "rolling back");
                 set_version(ctx, &current.id, old_version).await?;
-                for id in &fresh {
-                    terminate(ctx, id).await?;
-                }
-                set_sizes(ctx, Some(desired), None).await?;
+                remove_strangers(ctx, &known, desired).await?;
                 // Batches already replaced run the new release: put the old one back on
                 // them the same way, so the whole group runs one release again.
                 let restored = if placed.is_empty() {
@@ -217,14 +214,43 @@ async fn restore(
 ) -> anyhow::Result<()> {
     for chunk in placed.chunks(batch) {
         if let Err(e) = replace(ctx, chunk, desired, known, timeout).await {
-            for id in strangers(ctx, known).await? {
-                terminate(ctx, &id).await?;
-            }
-            set_sizes(ctx, Some(desired), None).await?;
+            remove_strangers(ctx, known, desired).await?;
             return Err(e);
         }
     }
     Ok(())
+}
+
+/// Terminate the instances a failed batch started (each one lowering the desired count),
+/// until the group holds none and wants `desired` again. One that died meanwhile has
+/// already left the group without lowering the count, and its replacement is on its way:
+/// that one is terminated when it appears. The group never has to pick a victim itself.
+async fn remove_strangers(ctx: &Ctx, known: &BTreeSet<String>, desired: i32) -> anyhow::Result<()> {
+    let deadline = Instant::now() + ctx.timing.wait_timeout;
+    loop {
+        let group = fleet::find(ctx)
+            .await?
+            .context("the Auto Scaling group disappeared")?;
+        let left: Vec<String> = live_instances(&group)
+            .into_iter()
+            .filter(|i| !known.contains(i))
+            .collect();
+        let wants = group.desired_capacity().unwrap_or(desired);
+        if left.is_empty() && wants <= desired {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the group still has instances of the failed batch ({}) and wants {wants} instances, not {desired}",
+                left.join(", ")
+            );
+        }
+        for id in &left {
+            terminate(ctx, id).await?;
+        }
+        tokio::time::sleep(ctx.timing.poll).await;
+    }
+    set_sizes(ctx, Some(desired), None).await
 }
 
 /// The group's instances not in `known`: the ones a failed batch started.
@@ -356,7 +382,11 @@ async fn in_service(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     let g = fleet::find(ctx)
         .await?
         .context("the Auto Scaling group disappeared")?;
-    Ok(g.instances()
+    Ok(live_instances(&g))
+}
+
+fn live_instances(g: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Vec<String> {
+    g.instances()
         .iter()
         .filter(|i| {
             matches!(
@@ -365,7 +395,7 @@ async fn in_service(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
             )
         })
         .filter_map(|i| i.instance_id().map(String::from))
-        .collect())
+        .collect()
 }
 
 /// Wait until `n` instances not in `known` are healthy targets; print every change of a
@@ -440,15 +470,26 @@ async fn retire(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
 }
 
 async fn terminate(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
-    ctx.aws
+    match ctx
+        .aws
         .asg
         .terminate_instance_in_auto_scaling_group()
         .instance_id(id)
         .should_decrement_desired_capacity(true)
         .send()
         .await
-        .aws(format!("terminating {id}"))?;
-    ctx.progress("instance", id, "terminated");
+    {
+        Ok(_) => ctx.progress("instance", id, "terminated"),
+        // Already out of the group (the group replaced a dead instance meanwhile): gone.
+        Err(e)
+            if crate::aws::code(&e).as_deref() == Some("ValidationError")
+                && format!("{}", aws_sdk_autoscaling::error::DisplayErrorContext(&e))
+                    .contains("not found") =>
+        {
+            ctx.progress("instance", id, "already gone from the group");
+        }
+        Err(e) => return Err(crate::aws::explain(format!("terminating {id}"), e)),
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! The instance role and profile, least privilege: this stack's bucket objects (images
-//! and releases) and its two secrets; nothing else.
+//! The instance role and profile, least privilege: read-write on this stack's images,
+//! read-only on its releases, its two secrets; nothing else. IAM is global, so the names
+//! carry the region: the same stack name in two regions gets two roles.
 
 use crate::aws::{code, explain, retry_while, AwsResult};
 use crate::context::{Ctx, PLANNED, STACK_TAG};
@@ -7,7 +8,7 @@ use crate::graph::Change;
 use crate::templates;
 
 pub fn role_name(ctx: &Ctx) -> String {
-    ctx.name("app")
+    ctx.name(&format!("{}-app", ctx.aws.region))
 }
 
 /// The inline policy the role must have.

@@ -181,6 +181,7 @@ fn request(ctx: &Ctx, image: &str, user_data: &str) -> anyhow::Result<RequestLau
         .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
         .tag_specifications(tags(ResourceType::Instance))
         .tag_specifications(tags(ResourceType::Volume))
+        .tag_specifications(tags(ResourceType::NetworkInterface))
         .build())
 }
 

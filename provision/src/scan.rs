@@ -3,7 +3,7 @@
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::aws::AwsResult;
+use crate::aws::{code, explain, AwsResult};
 use crate::context::{Ctx, STACK_TAG};
 use crate::tags::ec2_filters;
 use crate::{bucket, database, fleet, iam, lock};
@@ -226,20 +226,30 @@ pub async fn tagged(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
             ));
         }
     }
-    let groups = ctx
+    let subnet_group = ctx.name("db-subnets");
+    match ctx
         .aws
         .rds
         .describe_db_subnet_groups()
+        .db_subnet_group_name(&subnet_group)
         .send()
         .await
-        .aws("scanning DB subnet groups")?;
-    for g in groups.db_subnet_groups() {
-        if g.db_subnet_group_name() == Some(ctx.name("db-subnets").as_str()) {
-            all.push(found(
-                "db-subnet-group",
-                g.db_subnet_group_name().unwrap_or_default(),
-                g.subnet_group_status().unwrap_or_default(),
-            ));
+    {
+        Ok(groups) => {
+            for g in groups.db_subnet_groups() {
+                all.push(found(
+                    "db-subnet-group",
+                    g.db_subnet_group_name().unwrap_or_default(),
+                    g.subnet_group_status().unwrap_or_default(),
+                ));
+            }
+        }
+        Err(e) if code(&e).as_deref() == Some("DBSubnetGroupNotFoundFault") => {}
+        Err(e) => {
+            return Err(explain(
+                format!("scanning DB subnet group {subnet_group}"),
+                e,
+            ))
         }
     }
     let secrets = ctx
@@ -279,17 +289,22 @@ pub async fn tagged(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
     {
         all.push(found("bucket", name, "present"));
     }
+    // Not found is "gone"; any other error (no permission, say) must not read as "gone".
     let role = iam::role_name(ctx);
-    if let Ok(out) = ctx.aws.iam.get_role().role_name(&role).send().await {
-        if out.role().is_some_and(|r| {
-            r.tags()
-                .iter()
-                .any(|t| t.key() == STACK_TAG && t.value() == ctx.stack())
-        }) {
-            all.push(found("iam-role", role.clone(), "present"));
+    match ctx.aws.iam.get_role().role_name(&role).send().await {
+        Ok(out) => {
+            if out.role().is_some_and(|r| {
+                r.tags()
+                    .iter()
+                    .any(|t| t.key() == STACK_TAG && t.value() == ctx.stack())
+            }) {
+                all.push(found("iam-role", role.clone(), "present"));
+            }
         }
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+        Err(e) => return Err(explain(format!("scanning IAM role {role}"), e)),
     }
-    if let Ok(out) = ctx
+    match ctx
         .aws
         .iam
         .get_instance_profile()
@@ -297,9 +312,13 @@ pub async fn tagged(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
         .send()
         .await
     {
-        if out.instance_profile().is_some() {
-            all.push(found("instance-profile", role, "present"));
+        Ok(out) => {
+            if out.instance_profile().is_some() {
+                all.push(found("instance-profile", role, "present"));
+            }
         }
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+        Err(e) => return Err(explain(format!("scanning instance profile {role}"), e)),
     }
     if let Some(g) = fleet::find(ctx).await? {
         all.push(found(

@@ -980,6 +980,7 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
     let rolling = ["--batch-size", "1", "--healthy-timeout-secs", "120"];
 
     // v2 over v1, while a second deploy is refused.
+    let before_v2: Vec<String> = in_service(&stack).await;
     let started = Instant::now();
     let first = {
         let mut args = vec![
@@ -1011,7 +1012,6 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
             && stderr.contains(" since "),
         "the refusal names the holder, its command and since when: {stderr}"
     );
-    let before_v2: Vec<String> = in_service(&stack).await;
     let out = first.await.unwrap();
     assert!(
         out.status.success(),
@@ -1120,4 +1120,180 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         load.failures.lock().unwrap()
     );
     stack.down().await;
+}
+
+/// A release that passes its first batch and fails in the second (here: every instance of
+/// the second batch dies as it boots) is rolled back everywhere: the failed batch removed,
+/// and the batch that had already replaced an old instance put back on the old release,
+/// so the group ends on one release again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_failing_in_a_later_batch_is_rolled_back_on_every_instance() {
+    use tokio::io::AsyncBufReadExt;
+    let _serial = SERIAL.lock().await;
+    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    let stack = Stack::new("batch", 600);
+    stack.up().await;
+    let v1 = provision::release::inspect(&artifact()).unwrap().version;
+    let initial = all_run(&stack, &v1).await;
+    assert_eq!(initial.len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let v2_path = dir.path().join("gallery-v2");
+    let mut bytes = std::fs::read(artifact()).unwrap();
+    bytes.extend_from_slice(b"v2");
+    std::fs::write(&v2_path, bytes).unwrap();
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--config")
+        .arg(stack.dir.path().join("config.toml"))
+        .args([
+            "--endpoint",
+            &cloud_url(),
+            "--poll-secs",
+            "0.5",
+            "deploy",
+            "--artifact",
+        ])
+        .arg(&v2_path)
+        .args(["--batch-size", "1", "--healthy-timeout-secs", "20"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines are read as they come (a separate task), so the decisions below are never
+    // made on a backlog.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let mut first_batch: Vec<String> = Vec::new();
+    let (mut killing, mut rolled_back, mut finished) = (false, false, false);
+    let mut killed: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while !finished {
+        assert!(Instant::now() < deadline, "deploy did not finish:\n{log}");
+        loop {
+            match rx.try_recv() {
+                Ok(line) => {
+                    log.push_str(&line);
+                    log.push('\n');
+                    // Progress lines: "[  12.3s] <resource> <id> <state...>".
+                    let words: Vec<&str> = line
+                        .split_once(']')
+                        .map(|(_, rest)| rest.split_whitespace().collect())
+                        .unwrap_or_default();
+                    // The first batch's new instance becomes a healthy target.
+                    if !killing
+                        && !rolled_back
+                        && words.first() == Some(&"target")
+                        && words.get(2) == Some(&"healthy")
+                    {
+                        let id = words[1].to_string();
+                        if !initial.contains(&id) && !first_batch.contains(&id) {
+                            first_batch.push(id);
+                        }
+                    }
+                    // The first old instance is gone: from now on the second batch dies.
+                    if !rolled_back
+                        && words.first() == Some(&"instance")
+                        && words.get(2) == Some(&"terminated")
+                    {
+                        killing = true;
+                    }
+                    if line.contains("rolling back") {
+                        killing = false;
+                        rolled_back = true;
+                    }
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if killing {
+            for id in in_service_or_pending(&stack).await {
+                if !initial.contains(&id) && !first_batch.contains(&id) && !killed.contains(&id) {
+                    let r = reqwest::Client::new()
+                        .post(format!("{}/_localcloud/instances/{id}/kill", cloud_url()))
+                        .send()
+                        .await
+                        .unwrap();
+                    // 404: EC2 knows it but the local cloud has not seen it yet; next round.
+                    if r.status().is_success() {
+                        killed.push(id);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(1), "the deploy must fail:\n{log}");
+    assert_eq!(
+        first_batch.len(),
+        1,
+        "one instance replaced before the failure:\n{log}"
+    );
+    assert!(!killed.is_empty(), "the second batch never started:\n{log}");
+    assert!(
+        log.contains(&format!("were rolled back to {v1}")),
+        "the replaced batch is rolled back too:\n{log}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while in_service(&stack).await.len() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not return to 2 instances"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        all_run(&stack, &v1).await.len(),
+        2,
+        "every instance runs v1 again"
+    );
+    assert_terminated(&stack, &first_batch).await;
+    let (code, status, _) = stack.provision(&["status", "--json"]).await;
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["release"], v1.as_str(), "{status}");
+    // And `up` leaves it there: v1 is the version the stack runs.
+    let (code, stdout, stderr) = stack.provision(&["plan"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("No changes"),
+        "plan after the rollback:\n{stdout}\n{stderr}"
+    );
+    stack.down().await;
+}
+
+/// The group's instances that are pending or in service.
+async fn in_service_or_pending(stack: &Stack) -> Vec<String> {
+    let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(format!("{}-asg", stack.name))
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_groups()
+        .iter()
+        .flat_map(|g| g.instances())
+        .filter(|i| {
+            matches!(
+                i.lifecycle_state().map(|s| s.as_str()),
+                Some("InService") | Some("Pending")
+            )
+        })
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect()
 }

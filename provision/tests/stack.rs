@@ -234,6 +234,8 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
         resource_writes(&log),
         [
             "EC2:CreateLaunchTemplateVersion",
+            // The new version becomes the template's default: the version the stack runs.
+            "EC2:ModifyLaunchTemplate",
             "Auto Scaling:UpdateAutoScalingGroup"
         ],
         "exactly that change"
@@ -522,7 +524,11 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
     let config = config("sec");
     run(up_cmd(), &config).await.0.unwrap();
     let c = ctx(&config).await;
-    let role = format!("{}-app", config.stack.name);
+    let role = provision::iam::role_name(&c);
+    assert!(
+        role.contains("us-east-1"),
+        "IAM is global: the role's name holds the region"
+    );
     let doc = c
         .aws
         .iam
@@ -716,6 +722,112 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
     assert!(
         !s.contains(&db.password) && !s.contains(&admin.password),
         "status --json leaks a secret"
+    );
+
+    // The rest of what the stack promises, read back from the API.
+    // Bucket: public access blocked, encrypted, TLS-only policy.
+    let pab = c
+        .aws
+        .s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let pab = pab.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            pab.block_public_acls(),
+            pab.ignore_public_acls(),
+            pab.block_public_policy(),
+            pab.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let enc = c
+        .aws
+        .s3
+        .get_bucket_encryption()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !enc.server_side_encryption_configuration()
+            .unwrap()
+            .rules()
+            .is_empty(),
+        "bucket encrypted"
+    );
+    let policy = c
+        .aws
+        .s3
+        .get_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let policy = policy.policy().unwrap();
+    assert!(
+        policy.contains("aws:SecureTransport") && policy.contains("Deny"),
+        "TLS-only: {policy}"
+    );
+    // Database: encrypted, private, backed up, in the private subnets.
+    let rds = provision::database::find(&c).await.unwrap().unwrap();
+    assert_eq!(rds.storage_encrypted(), Some(true));
+    assert_eq!(rds.publicly_accessible(), Some(false));
+    assert!(rds.backup_retention_period().unwrap_or(0) > 0);
+    // Target group: health check on the readiness path, ~30 s deregistration delay.
+    let tg = provision::balancer::find_target_group(&c)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tg.health_check_path(), Some("/readyz"));
+    let attrs = c
+        .aws
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(tg.target_group_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attrs
+            .attributes()
+            .iter()
+            .any(|a| a.key() == Some("deregistration_delay.timeout_seconds")
+                && a.value() == Some("30")),
+        "{attrs:?}"
+    );
+    // Auto Scaling: ELB health checks with a grace period, over both AZs.
+    let asg = provision::fleet::find(&c).await.unwrap().unwrap();
+    assert_eq!(asg.health_check_type(), Some("ELB"));
+    assert_eq!(asg.health_check_grace_period(), Some(300));
+    assert_eq!(
+        asg.vpc_zone_identifier()
+            .unwrap_or_default()
+            .split(',')
+            .count(),
+        2,
+        "two subnets, two AZs"
+    );
+    assert_eq!(
+        asg.target_group_arns(),
+        &[tg.target_group_arn().unwrap().to_string()][..],
+        "attached to the target group"
+    );
+    // The AMI comes from the public SSM parameter of the latest Amazon Linux 2023.
+    let ami = c
+        .aws
+        .ssm
+        .get_parameter()
+        .name(provision::launch::AL2023_PARAMETER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(lt.image.as_str()),
+        ami.parameter().and_then(|p| p.value())
     );
 
     run(down(true), &config).await.0.unwrap();

@@ -73,10 +73,9 @@ pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outc
     let changes = result?;
     released?;
     // The URL is worth printing once it serves: wait for the fleet to pass health checks.
-    if wait {
-        let want = usize::try_from(applier.config.app.desired_capacity)
-            .unwrap_or(1)
-            .max(1);
+    // (A stack scaled to zero instances has nothing to wait for.)
+    let want = usize::try_from(applier.config.app.desired_capacity).unwrap_or(0);
+    if wait && want > 0 {
         crate::balancer::wait_healthy(applier, want).await?;
     }
     Ok(Outcome {
