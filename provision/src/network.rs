@@ -42,7 +42,8 @@ pub async fn zones(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-pub async fn find_vpc(ctx: &Ctx) -> anyhow::Result<Option<String>> {
+/// The stack's VPC, found by its tags.
+async fn describe_vpc(ctx: &Ctx) -> anyhow::Result<Option<aws_sdk_ec2::types::Vpc>> {
     let out = ctx
         .aws
         .ec2
@@ -51,23 +52,17 @@ pub async fn find_vpc(ctx: &Ctx) -> anyhow::Result<Option<String>> {
         .send()
         .await
         .aws("finding the VPC")?;
-    Ok(out
-        .vpcs()
-        .first()
-        .and_then(|v| v.vpc_id())
-        .map(String::from))
+    Ok(out.vpcs().first().cloned())
+}
+
+pub async fn find_vpc(ctx: &Ctx) -> anyhow::Result<Option<String>> {
+    Ok(describe_vpc(ctx)
+        .await?
+        .and_then(|v| v.vpc_id().map(String::from)))
 }
 
 pub async fn ensure_vpc(ctx: &Ctx) -> anyhow::Result<Change> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_vpcs()
-        .set_filters(Some(ec2_filters(ctx, Some("vpc"))))
-        .send()
-        .await
-        .aws("finding the VPC")?;
-    if let Some(vpc) = out.vpcs().first() {
+    if let Some(vpc) = describe_vpc(ctx).await? {
         let id = vpc.vpc_id().unwrap_or_default().to_string();
         let cidr = vpc.cidr_block().unwrap_or_default();
         if cidr != ctx.config.network.vpc_cidr {

@@ -177,16 +177,22 @@ pub async fn set_db_host(ctx: &Ctx, host: &str, port: u16) -> anyhow::Result<boo
     }
     secret.host = Some(host.to_string());
     secret.port = port;
+    write_db(ctx, &secret, "recording the database address").await?;
+    Ok(true)
+}
+
+/// Store a new value of the database secret.
+async fn write_db(ctx: &Ctx, secret: &DbSecret, why: &str) -> anyhow::Result<()> {
     let name = name(ctx, "db");
     ctx.aws
         .secrets
         .put_secret_value()
         .secret_id(&name)
-        .secret_string(serde_json::to_string(&secret)?)
+        .secret_string(serde_json::to_string(secret)?)
         .send()
         .await
-        .aws(format!("recording the database address in {name}"))?;
-    Ok(true)
+        .aws(format!("{why} in {name}"))?;
+    Ok(())
 }
 
 /// How long a secret that goes with a kept snapshot stays recoverable.
@@ -213,14 +219,7 @@ pub async fn delete(ctx: &Ctx, role: &str, keep_recoverable: bool) -> anyhow::Re
         // stack's instances to it.
         let mut secret = read_db(ctx).await?;
         if secret.host.take().is_some() {
-            ctx.aws
-                .secrets
-                .put_secret_value()
-                .secret_id(&name)
-                .secret_string(serde_json::to_string(&secret)?)
-                .send()
-                .await
-                .aws(format!("forgetting the database address in {name}"))?;
+            write_db(ctx, &secret, "forgetting the database address").await?;
         }
     }
     let req = ctx.aws.secrets.delete_secret().secret_id(&name);

@@ -139,6 +139,24 @@ impl Stack {
         aws_sdk_ec2::Client::new(&sdk_config().await)
     }
 
+    /// An instance's console output (its boot output and its units' last lines).
+    async fn console(&self, id: &str) -> String {
+        let out = self
+            .ec2()
+            .await
+            .get_console_output()
+            .instance_id(id)
+            .send()
+            .await
+            .unwrap();
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            out.output().unwrap_or_default(),
+        )
+        .unwrap();
+        String::from_utf8_lossy(&raw).into_owned()
+    }
+
     /// The stack's instances as EC2 reports them: (id, state).
     async fn instances(&self) -> Vec<(String, String)> {
         let out = self
@@ -525,20 +543,8 @@ async fn assert_no_secret_in_output(stack: &Stack, ids: &[String]) {
             "the {what} password is in provision's output"
         );
     }
-    let ec2 = stack.ec2().await;
     for id in ids {
-        let out = ec2
-            .get_console_output()
-            .instance_id(id)
-            .send()
-            .await
-            .unwrap();
-        let raw = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            out.output().unwrap_or_default(),
-        )
-        .unwrap();
-        let console = String::from_utf8_lossy(&raw);
+        let console = stack.console(id).await;
         assert!(console.contains("gallery"), "{id} has a console: {console}");
         for (what, secret) in [("database", &db), ("admin", &admin)] {
             assert!(
@@ -812,6 +818,11 @@ async fn assert_terminated(stack: &Stack, ids: &[String]) {
 
 /// The Auto Scaling group's instances that are in service.
 async fn in_service(stack: &Stack) -> Vec<String> {
+    group_instances(stack, &["InService"]).await
+}
+
+/// The group's instances in one of these lifecycle states.
+async fn group_instances(stack: &Stack, states: &[&str]) -> Vec<String> {
     let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
     let out = asg
         .describe_auto_scaling_groups()
@@ -822,28 +833,19 @@ async fn in_service(stack: &Stack) -> Vec<String> {
     out.auto_scaling_groups()
         .iter()
         .flat_map(|g| g.instances())
-        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+        .filter(|i| {
+            i.lifecycle_state()
+                .is_some_and(|s| states.contains(&s.as_str()))
+        })
         .filter_map(|i| i.instance_id().map(String::from))
         .collect()
 }
 
 /// Every instance in service booted `release` (its boot output says so).
 async fn all_run(stack: &Stack, release: &str) -> Vec<String> {
-    let ec2 = stack.ec2().await;
     let ids = in_service(stack).await;
     for id in &ids {
-        let out = ec2
-            .get_console_output()
-            .instance_id(id)
-            .send()
-            .await
-            .unwrap();
-        let raw = base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            out.output().unwrap_or_default(),
-        )
-        .unwrap();
-        let console = String::from_utf8_lossy(&raw);
+        let console = stack.console(id).await;
         assert!(
             console.contains(&format!("gallery {release} started")),
             "{id} does not run {release}:\n{console}"
@@ -1220,7 +1222,7 @@ async fn a_release_failing_in_a_later_batch_is_rolled_back_on_every_instance() {
             }
         }
         if killing {
-            for id in in_service_or_pending(&stack).await {
+            for id in group_instances(&stack, &["InService", "Pending"]).await {
                 if !initial.contains(&id) && !first_batch.contains(&id) && !killed.contains(&id) {
                     let r = reqwest::Client::new()
                         .post(format!("{}/_localcloud/instances/{id}/kill", cloud_url()))
@@ -1274,26 +1276,4 @@ async fn a_release_failing_in_a_later_batch_is_rolled_back_on_every_instance() {
         "plan after the rollback:\n{stdout}\n{stderr}"
     );
     stack.down().await;
-}
-
-/// The group's instances that are pending or in service.
-async fn in_service_or_pending(stack: &Stack) -> Vec<String> {
-    let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
-    let out = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(format!("{}-asg", stack.name))
-        .send()
-        .await
-        .unwrap();
-    out.auto_scaling_groups()
-        .iter()
-        .flat_map(|g| g.instances())
-        .filter(|i| {
-            matches!(
-                i.lifecycle_state().map(|s| s.as_str()),
-                Some("InService") | Some("Pending")
-            )
-        })
-        .filter_map(|i| i.instance_id().map(String::from))
-        .collect()
 }
