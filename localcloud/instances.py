@@ -224,6 +224,11 @@ class Instances:
                         pass
             if s.ns:
                 self.net.remove_instance_netns(s.ns, s.host_end, s.link_ip)
+                # With nothing left inside, the namespace is gone and its inode number may
+                # be reused by another instance's: stop counting by it. (While a process
+                # survives, it keeps the namespace, and its inode, alive.)
+                if self.processes_of(s) == 0:
+                    s.netns_ino = 0
             s.state = "stopped"
             log.info("instance %s: stopped", s.instance_id)
 

@@ -10,8 +10,9 @@ use url::Url;
 
 use crate::domain::{Password, Username};
 
-/// Where data lives. Shared by every subcommand.
-#[derive(Debug, Clone, Args)]
+/// Where data lives. Shared by every subcommand. (`Debug` by hand: the database URL may
+/// hold a password.)
+#[derive(Clone, Args)]
 pub struct DataArgs {
     /// Database: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB` (add `?sslmode=require` for TLS)
     #[arg(
@@ -50,6 +51,47 @@ pub struct DataArgs {
     /// unset, the AWS SDKs' standard AWS_ENDPOINT_URL is honoured the same way
     #[arg(long, env = "GALLERY_AWS_ENDPOINT", global = true)]
     pub aws_endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for DataArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataArgs")
+            .field("database_url", &redacted_url(&self.database_url))
+            .field("storage", &self.storage)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("aws_region", &self.aws_region)
+            .field("database_secret_arn", &self.database_secret_arn)
+            .field("aws_endpoint", &self.aws_endpoint)
+            .finish()
+    }
+}
+
+/// A database URL fit to print: the password, in the user part or as a `password=`
+/// parameter, replaced.
+pub fn redacted_url(raw: &str) -> String {
+    let Ok(mut u) = Url::parse(raw) else {
+        return "<unparsable>".to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
+    }
+    if u.query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "REDACTED".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// Settings of the HTTP server. (`Debug` by hand: it must not print the admin password.)
@@ -167,17 +209,9 @@ pub struct DatabaseUrl {
 
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = match Url::parse(&self.url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("<redacted>"));
-                u.to_string()
-            }
-            Ok(u) => u.to_string(),
-            Err(_) => "<unparsable>".to_string(),
-        };
         f.debug_struct("DatabaseUrl")
             .field("kind", &self.kind)
-            .field("url", &shown)
+            .field("url", &redacted_url(&self.url))
             .finish()
     }
 }
@@ -580,5 +614,29 @@ mod tests {
         );
         let err = DatabaseUrl::parse("mysql://x").unwrap_err().to_string();
         assert!(err.contains("GALLERY_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_never_holds_a_database_password() {
+        for raw in [
+            "postgres://gallery:hunter2@db.example/gallery",
+            "postgres://gallery@db.example/gallery?sslmode=require&password=hunter2",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap();
+            let shown = format!("{url:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("db.example"), "{shown}");
+            let args = DataArgs {
+                database_url: raw.to_string(),
+                storage: "file://data/images".into(),
+                s3_endpoint: None,
+                aws_region: None,
+                database_secret_arn: None,
+                aws_endpoint: None,
+            };
+            let shown = format!("{args:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("REDACTED"), "{shown}");
+        }
     }
 }

@@ -164,10 +164,17 @@ fn drift(ctx: &Ctx, db: &DbInstance) -> Vec<String> {
     d
 }
 
-/// `16` in config.toml is satisfied by any 16.x RDS reports (minor versions move on
-/// their own); `16.4` only by 16.4.
+/// `16` in config.toml is satisfied by any 16.x RDS reports; `16.4` by 16.4 or a later
+/// 16.x, since RDS applies minor upgrades on its own and never goes back down.
 fn engine_matches(have: &str, want: &str) -> bool {
-    have == want || have.starts_with(&format!("{want}."))
+    fn parts(v: &str) -> Vec<u64> {
+        v.split('.').map_while(|p| p.parse().ok()).collect()
+    }
+    let (have, want) = (parts(have), parts(want));
+    match (have.split_first(), want.split_first()) {
+        (Some((hm, hrest)), Some((wm, wrest))) => hm == wm && hrest >= wrest,
+        _ => false,
+    }
 }
 
 pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
@@ -253,13 +260,21 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         if let (Change::Unchanged, Some(db)) = (&change, &found) {
             let endpoint = db.endpoint().and_then(|e| e.address());
             let secret_planned = ctx.out().db_secret_arn.as_deref() == Some(PLANNED);
-            if endpoint.is_none()
-                || secret_planned
-                || secrets::read_db(ctx).await?.host.as_deref() != endpoint
-            {
+            if endpoint.is_none() || secret_planned {
                 return Ok(Change::Update(
                     "record the endpoint in the secret (once available)".into(),
                 ));
+            }
+            // Unreadable now (e.g. scheduled for deletion, which `up` restores first):
+            // `up` has the endpoint to record, and says so if the secret still fails.
+            match secrets::read_db(ctx).await {
+                Ok(s) if s.host.as_deref() == endpoint => {}
+                Ok(_) => return Ok(Change::Update("record the endpoint in the secret".into())),
+                Err(e) => {
+                    return Ok(Change::Update(format!(
+                        "record the endpoint in the secret (unreadable now: {e:#})"
+                    )))
+                }
             }
         }
         return Ok(change);
@@ -348,18 +363,29 @@ pub async fn delete(ctx: &Ctx, how: Teardown) -> anyhow::Result<Change> {
         let snapshot = if how.skip_snapshot {
             None
         } else {
-            // A final snapshot needs an available instance: RDS refuses one of a database
-            // still creating (an `up` interrupted early) or modifying.
-            if db.db_instance_status() != Some("available") {
-                ctx.progress(
-                    "database",
-                    &id,
-                    &format!(
-                        "{}: waiting until available for the final snapshot",
-                        db.db_instance_status().unwrap_or("unknown")
-                    ),
-                );
-                wait_available(ctx).await?;
+            // RDS refuses a final snapshot of a database still creating (an `up`
+            // interrupted early) or modifying: wait those out. A stopped one can be
+            // snapshotted as it is; a failed one never can.
+            match db.db_instance_status().unwrap_or("unknown") {
+                "available" | "stopped" => {}
+                s @ ("failed"
+                | "incompatible-parameters"
+                | "incompatible-network"
+                | "incompatible-restore"
+                | "storage-full") => {
+                    anyhow::bail!(
+                        "database {id} is {s}, so RDS cannot take its final snapshot: \
+                         run `provision down --skip-final-snapshot` to delete it without one"
+                    )
+                }
+                s => {
+                    ctx.progress(
+                        "database",
+                        &id,
+                        &format!("{s}: waiting until available for the final snapshot"),
+                    );
+                    wait_available(ctx).await?;
+                }
             }
             // Timestamped, so a second teardown never hits DBSnapshotAlreadyExists.
             let stamp = time::OffsetDateTime::now_utc().format(
@@ -431,7 +457,12 @@ mod tests {
         assert!(super::engine_matches("16", "16"));
         assert!(super::engine_matches("16.4", "16.4"));
         assert!(!super::engine_matches("15.7", "16"));
-        assert!(!super::engine_matches("16.4", "16.3"));
+        assert!(
+            super::engine_matches("16.4", "16.3"),
+            "RDS upgraded the minor"
+        );
+        assert!(!super::engine_matches("16.2", "16.3"));
+        assert!(super::engine_matches("16.10", "16.9"));
         assert!(!super::engine_matches("160.1", "16"));
     }
 }

@@ -142,39 +142,60 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     // New instances that have replaced old ones so far.
     let mut placed: Vec<String> = Vec::new();
     for chunk in old.chunks(batch) {
-        match replace(ctx, chunk, desired, &mut known, how.healthy_timeout).await {
-            Ok(fresh) => placed.extend(fresh),
-            Err(why) => {
-                let fresh = strangers(ctx, &known).await?;
-                let evidence = explain_unhealthy(ctx, &fresh).await;
-                ctx.progress("deploy", &release, "rolling back");
-                set_version(ctx, &current.id, old_version).await?;
-                remove_strangers(ctx, &known, desired).await?;
-                // Batches already replaced run the new release: put the old one back on
-                // them the same way, so the whole group runs one release again.
-                let restored = if placed.is_empty() {
-                    String::new()
-                } else {
-                    match restore(ctx, &placed, batch, desired, &mut known, how.healthy_timeout)
-                        .await
-                    {
-                        Ok(()) => format!(
-                            " The {} instance(s) already replaced were rolled back to {running}.",
-                            placed.len()
-                        ),
-                        Err(e) => format!(
-                            " Putting {running} back on the {} instance(s) already replaced failed too ({e:#}): run `provision rollback --to {running}`.",
-                            placed.len()
-                        ),
-                    }
-                };
-                if need_max > max {
-                    set_sizes(ctx, None, Some(max)).await?;
+        if let Err(why) = replace(
+            ctx,
+            chunk,
+            desired,
+            &mut known,
+            &mut placed,
+            how.healthy_timeout,
+        )
+        .await
+        {
+            let fresh = strangers(ctx, &known).await.unwrap_or_default();
+            let evidence = explain_unhealthy(ctx, &fresh).await;
+            ctx.progress("deploy", &release, "rolling back");
+            // Every step of the rollback is tried even when one before it failed; what
+            // failed is reported with the reason the deploy stopped.
+            let mut trouble: Vec<String> = Vec::new();
+            if let Err(e) = set_version(ctx, &current.id, old_version).await {
+                trouble.push(format!(
+                    "pointing the group back at version {old_version}: {e:#}"
+                ));
+            }
+            if let Err(e) = remove_strangers(ctx, &known, desired).await {
+                trouble.push(format!("removing the new instances: {e:#}"));
+            }
+            // Batches already replaced run the new release: put the old one back on
+            // them the same way, so the whole group runs one release again.
+            if !placed.is_empty() {
+                let mut back = Vec::new();
+                match restore(ctx, &placed, batch, desired, &mut known, &mut back, how.healthy_timeout).await {
+                    Ok(()) => ctx.progress(
+                        "deploy",
+                        &running,
+                        &format!("{} replaced instance(s) back on it", placed.len()),
+                    ),
+                    Err(e) => trouble.push(format!(
+                        "putting {running} back on the {} instance(s) already replaced: {e:#} (run `provision rollback --to {running}`)",
+                        placed.len()
+                    )),
                 }
+            }
+            if need_max > max {
+                if let Err(e) = set_sizes(ctx, None, Some(max)).await {
+                    trouble.push(format!("restoring the group's max size {max}: {e:#}"));
+                }
+            }
+            if trouble.is_empty() {
                 bail!(
-                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.{restored}\n{evidence}"
+                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.\n{evidence}"
                 );
             }
+            bail!(
+                "release {release} did not become healthy ({why:#}), and rolling back to launch template version {old_version} ({running}) did not finish:\n  - {}\n{evidence}",
+                trouble.join("\n  - ")
+            );
         }
     }
     if need_max > max {
@@ -184,36 +205,40 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
 }
 
 /// One batch: start as many new instances as `victims`, wait until they are healthy
-/// targets, then retire the victims. Returns the new instances.
+/// targets, then retire the victims. The new instances join `placed` before any victim is
+/// retired, so a failure while retiring still knows which instances run the new release.
 async fn replace(
     ctx: &Ctx,
     victims: &[String],
     desired: i32,
     known: &mut BTreeSet<String>,
+    placed: &mut Vec<String>,
     timeout: Duration,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<()> {
     let n = victims.len();
     set_sizes(ctx, Some(desired + i32::try_from(n).unwrap_or(0)), None).await?;
     let fresh = wait_new_healthy(ctx, known, n, timeout).await?;
     known.extend(fresh.iter().cloned());
+    placed.extend(fresh);
     for id in victims {
         retire(ctx, id).await?;
     }
-    Ok(fresh)
+    Ok(())
 }
 
 /// Replace `placed` (instances of a release that failed later in the roll) with instances
-/// of the version the group is back on, batch by batch.
+/// of the version the group is back on, batch by batch; the replacements join `back`.
 async fn restore(
     ctx: &Ctx,
     placed: &[String],
     batch: usize,
     desired: i32,
     known: &mut BTreeSet<String>,
+    back: &mut Vec<String>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     for chunk in placed.chunks(batch) {
-        if let Err(e) = replace(ctx, chunk, desired, known, timeout).await {
+        if let Err(e) = replace(ctx, chunk, desired, known, back, timeout).await {
             remove_strangers(ctx, known, desired).await?;
             return Err(e);
         }
@@ -227,6 +252,9 @@ async fn restore(
 /// that one is terminated when it appears. The group never has to pick a victim itself.
 async fn remove_strangers(ctx: &Ctx, known: &BTreeSet<String>, desired: i32) -> anyhow::Result<()> {
     let deadline = Instant::now() + ctx.timing.wait_timeout;
+    // Polls in a row that saw no stranger: after a few, whatever still raises the wanted
+    // count is not a launch in flight, and setting it back cannot hit a known instance.
+    let mut quiet = 0;
     loop {
         let group = fleet::find(ctx)
             .await?
@@ -236,7 +264,8 @@ async fn remove_strangers(ctx: &Ctx, known: &BTreeSet<String>, desired: i32) -> 
             .filter(|i| !known.contains(i))
             .collect();
         let wants = group.desired_capacity().unwrap_or(desired);
-        if left.is_empty() && wants <= desired {
+        quiet = if left.is_empty() { quiet + 1 } else { 0 };
+        if left.is_empty() && (wants <= desired || quiet >= 3) {
             break;
         }
         if Instant::now() > deadline {

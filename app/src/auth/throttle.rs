@@ -35,7 +35,14 @@ pub async fn begin(state: &AppState, username: &str, client: IpAddr) -> AppResul
     let (user_count, user_until) =
         throttle::count_attempt(&state.db, &attempt.user_key, window).await?;
     let (client_count, client_until) =
-        throttle::count_attempt(&state.db, &attempt.client_key, window).await?;
+        match throttle::count_attempt(&state.db, &attempt.client_key, window).await {
+            Ok(counted) => counted,
+            Err(e) => {
+                // Don't leave the username charged for an attempt that never ran.
+                let _ = throttle::uncount_attempt(&state.db, &attempt.user_key).await;
+                return Err(e.into());
+            }
+        };
     let mut until = None;
     if user_count > per_user {
         until = Some(user_until);

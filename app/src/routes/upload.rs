@@ -174,23 +174,26 @@ pub async fn submit(
 
     // The body timeout cuts off a body that stalls; this one a body that trickles (a byte
     // now and then would otherwise hold the request, and its buffer, forever).
-    let deadline = state.config.upload_timeout;
-    let read = tokio::time::timeout(deadline, read_form(&mut multipart, declared)).await;
+    let limit_secs = state.config.upload_timeout.as_secs();
+    let deadline = tokio::time::Instant::now() + state.config.upload_timeout;
+    let read = tokio::time::timeout_at(deadline, read_form(&mut multipart, declared)).await;
     let Ok(read) = read else {
         return Err(AppError::RequestTimeout(format!(
-            "The upload took longer than {} seconds and was stopped. Try fewer or smaller files.",
-            deadline.as_secs()
+            "The upload took longer than {limit_secs} seconds and was stopped. Try fewer or smaller files."
         )));
     };
     let (token, uploads) = match read {
         Ok(form) => form,
         Err(ReadError::Multipart(e)) => return Err(too_large(e)),
         Err(ReadError::Refused(e)) => {
-            // Read and drop the rest (bounded by the body limit and the body timeout), so
+            // Read and drop the rest (bounded by the body limit and the same deadline), so
             // the client receives this answer rather than a reset connection.
-            while let Ok(Some(mut field)) = multipart.next_field().await {
-                while let Ok(Some(_)) = field.chunk().await {}
-            }
+            let drain = async {
+                while let Ok(Some(mut field)) = multipart.next_field().await {
+                    while let Ok(Some(_)) = field.chunk().await {}
+                }
+            };
+            let _ = tokio::time::timeout_at(deadline, drain).await;
             return Err(e);
         }
     };

@@ -58,17 +58,17 @@ impl SessionStore for DbSessionStore {
         }
     }
 
+    /// Update an existing session only. New and cycled ids go through `create`; a session
+    /// deleted meanwhile (logout in another tab, the sweeper) stays deleted rather than
+    /// being brought back by a request that loaded it just before.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-        )
-        .bind(record.id.to_string())
-        .bind(encode(record)?)
-        .bind(record.expiry_date.unix_timestamp())
-        .execute(self.db.pool().map_err(backend)?)
-        .await
-        .map_err(backend)?;
+        sqlx::query("UPDATE sessions SET data = $2, expires_at = $3 WHERE id = $1")
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(record.expiry_date.unix_timestamp())
+            .execute(self.db.pool().map_err(backend)?)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -98,5 +98,58 @@ impl SessionStore for DbSessionStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+    use std::collections::HashMap;
+
+    async fn store() -> (tempfile::TempDir, DbSessionStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let db = Db::connect_lazy(&DatabaseUrl::parse(&url).expect("url")).expect("pool");
+        db.migrate().await.expect("migrations");
+        (dir, DbSessionStore::new(db))
+    }
+
+    fn record() -> Record {
+        Record {
+            id: Id::default(),
+            data: HashMap::from([("user".to_string(), serde_json::json!(1))]),
+            expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn saving_a_deleted_session_does_not_bring_it_back() {
+        let (_dir, store) = store().await;
+        let mut r = record();
+        store.create(&mut r).await.expect("create");
+        assert!(store.load(&r.id).await.expect("load").is_some());
+
+        // A request loaded the session, then a logout elsewhere deleted it; the request's
+        // keep-alive save comes last.
+        store.delete(&r.id).await.expect("delete");
+        store.save(&r).await.expect("save");
+        assert!(store.load(&r.id).await.expect("load").is_none());
+    }
+
+    #[tokio::test]
+    async fn saving_updates_data_and_expiry() {
+        let (_dir, store) = store().await;
+        let mut r = record();
+        store.create(&mut r).await.expect("create");
+        r.data.insert("k".into(), serde_json::json!("v"));
+        r.expiry_date += time::Duration::hours(1);
+        store.save(&r).await.expect("save");
+        let loaded = store.load(&r.id).await.expect("load").expect("still there");
+        assert_eq!(loaded.data, r.data);
+        assert_eq!(
+            loaded.expiry_date.unix_timestamp(),
+            r.expiry_date.unix_timestamp()
+        );
     }
 }

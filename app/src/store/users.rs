@@ -201,11 +201,11 @@ pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, s
     Ok(r.rows_affected() == 1)
 }
 
-/// Delete the user and their image rows in one transaction. The caller removes the stored
-/// objects first, so a failure here leaves a user that can simply be deleted again.
 /// Delete the user and their image rows in one transaction; returns the storage keys
 /// (original, thumbnail) of the rows it deleted, so the caller can remove any object it
-/// did not know of (an upload that finished meanwhile).
+/// did not know of (an upload that finished meanwhile). The user's row is locked first
+/// (see [`lock_admins`]), so on Postgres an upload inserting an image for them waits and
+/// then fails its foreign key, and removes its own objects, rather than leaving a row.
 pub async fn delete(db: &Db, id: i64) -> Result<(Change, Vec<(String, String)>), sqlx::Error> {
     let mut tx = db.pool()?.begin().await?;
     let Some((is_admin, other_admins)) = lock_admins(&mut tx, id).await? else {

@@ -713,10 +713,11 @@ async fn parallel_wrong_logins_cannot_slip_past_the_limit(b: Backend) {
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert_eq!(
-        (checked, refused),
-        (3, 17),
-        "exactly the limit is checked, the rest refused: {statuses:?}"
+    // At most the limit is checked. (Fewer is possible: the address's counter, counted
+    // separately, may refuse an attempt whose username count was still under the limit.)
+    assert!(
+        checked <= 3 && checked + refused == 20,
+        "no more than the limit checked, the rest refused: {statuses:?}"
     );
     assert_eq!(
         login(&app.base, &app.client(), "admin", ADMIN_PASSWORD)
