@@ -452,7 +452,7 @@ pub async fn delete_subnet_group(ctx: &Ctx) -> anyhow::Result<Change> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_major_version_is_satisfied_by_its_minor_versions() {
+    fn a_version_is_satisfied_by_its_minor_versions_and_upgrades() {
         assert!(super::engine_matches("16.4", "16"));
         assert!(super::engine_matches("16", "16"));
         assert!(super::engine_matches("16.4", "16.4"));

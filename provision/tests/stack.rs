@@ -157,8 +157,10 @@ fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     let mut config = config("life");
+    let started = std::time::Instant::now();
     let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
+    let full_up = started.elapsed();
     let full_up_calls = log.calls().len();
     assert_eq!(counts(&config).await, complete_stack(2));
 
@@ -194,7 +196,8 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
         log.calls()
     );
     eprintln!(
-        "MEASURED full up: {full_up_calls} calls; no-op up: {calls} calls in {:.2}s",
+        "MEASURED full up: {full_up_calls} calls in {:.2}s; no-op up: {calls} calls in {:.2}s",
+        full_up.as_secs_f64(),
         noop.as_secs_f64()
     );
 
