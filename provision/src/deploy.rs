@@ -168,14 +168,26 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
             }
             // Batches already replaced run the new release: put the old one back on
             // them the same way, so the whole group runs one release again.
+            let mut restored = String::new();
             if !placed.is_empty() {
                 let mut back = Vec::new();
-                match restore(ctx, &placed, batch, desired, &mut known, &mut back, how.healthy_timeout).await {
-                    Ok(()) => ctx.progress(
-                        "deploy",
-                        &running,
-                        &format!("{} replaced instance(s) back on it", placed.len()),
-                    ),
+                let result = restore(
+                    ctx,
+                    &placed,
+                    batch,
+                    desired,
+                    &mut known,
+                    &mut back,
+                    how.healthy_timeout,
+                )
+                .await;
+                match result {
+                    Ok(()) => {
+                        restored = format!(
+                            " The {} instance(s) already replaced were rolled back to {running}.",
+                            placed.len()
+                        )
+                    }
                     Err(e) => trouble.push(format!(
                         "putting {running} back on the {} instance(s) already replaced: {e:#} (run `provision rollback --to {running}`)",
                         placed.len()
@@ -189,11 +201,11 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
             }
             if trouble.is_empty() {
                 bail!(
-                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.\n{evidence}"
+                    "release {release} did not become healthy ({why:#}); the group is back on launch template version {old_version} ({running}) and the new instances are gone.{restored}\n{evidence}"
                 );
             }
             bail!(
-                "release {release} did not become healthy ({why:#}), and rolling back to launch template version {old_version} ({running}) did not finish:\n  - {}\n{evidence}",
+                "release {release} did not become healthy ({why:#}), and rolling back to launch template version {old_version} ({running}) did not finish:\n  - {}\n{restored}\n{evidence}",
                 trouble.join("\n  - ")
             );
         }
