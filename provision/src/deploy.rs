@@ -261,11 +261,14 @@ async fn restore(
 /// Terminate the instances a failed batch started (each one lowering the desired count),
 /// until the group holds none and wants `desired` again. One that died meanwhile has
 /// already left the group without lowering the count, and its replacement is on its way:
-/// that one is terminated when it appears. The group never has to pick a victim itself.
+/// that one is terminated when it appears. If the group still wants more after a few
+/// polls without a stranger (a batch failed while retiring its old instances, so known
+/// instances exceed `desired`), the count is set back and the group terminates the surplus
+/// by its own policy; the rollback's `restore` then replaces whatever runs the new release.
 async fn remove_strangers(ctx: &Ctx, known: &BTreeSet<String>, desired: i32) -> anyhow::Result<()> {
     let deadline = Instant::now() + ctx.timing.wait_timeout;
     // Polls in a row that saw no stranger: after a few, whatever still raises the wanted
-    // count is not a launch in flight, and setting it back cannot hit a known instance.
+    // count is not a launch in flight.
     let mut quiet = 0;
     loop {
         let group = fleet::find(ctx)
