@@ -85,18 +85,20 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 /// The photo at `path` scaled so its long edge is `edge`, in its own format.
-fn shrink(path: &Path, edge: u32, format: ImageFormat) -> Vec<u8> {
-    let img = image::open(path).expect("test photo");
-    encode(&img.thumbnail(edge, edge), format)
+fn shrink(path: &Path, edge: u32, format: ImageFormat) -> Result<Vec<u8>, String> {
+    let img = image::open(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(encode(&img.thumbnail(edge, edge), format))
 }
 
-fn main() {
+/// Encoding the small in-memory images above can't fail (`expect` there marks that
+/// invariant); reading the test photos and writing the corpus can, and say which file.
+fn main() -> Result<(), String> {
     let out: PathBuf = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| "corpus/intake".into());
     let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/photos");
-    std::fs::create_dir_all(&out).expect("corpus dir");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     let mut seeds: Vec<(&str, Vec<u8>)> = Vec::new();
 
     // JPEG: plain, each EXIF orientation that swaps or flips, greyscale, a small photo.
@@ -120,7 +122,7 @@ fn main() {
     seeds.push(("jpeg-odd-size.jpg", q));
     seeds.push((
         "photo-rocket-64.jpg",
-        shrink(&photos.join("rocket.jpg"), 64, ImageFormat::Jpeg),
+        shrink(&photos.join("rocket.jpg"), 64, ImageFormat::Jpeg)?,
     ));
 
     // PNG: RGB, RGBA (transparent, so a PNG thumbnail), 16-bit, grey, grey+alpha, photos.
@@ -149,11 +151,11 @@ fn main() {
     seeds.push(("png-1x900.png", tall));
     seeds.push((
         "photo-astronaut-alpha-48.png",
-        shrink(&photos.join("astronaut-alpha.png"), 48, ImageFormat::Png),
+        shrink(&photos.join("astronaut-alpha.png"), 48, ImageFormat::Png)?,
     ));
     seeds.push((
         "photo-camera-48.png",
-        shrink(&photos.join("camera.png"), 48, ImageFormat::Png),
+        shrink(&photos.join("camera.png"), 48, ImageFormat::Png)?,
     ));
 
     // GIF: one frame, and an animation of three frames (only the first is thumbnailed).
@@ -201,7 +203,8 @@ fn main() {
     for name in ["chelsea-exif-rot6.jpg", "rocket.webp"] {
         let name: &'static str = Box::leak(format!("photo-{name}").into_boxed_str());
         let src = photos.join(&name["photo-".len()..]);
-        seeds.push((name, std::fs::read(src).expect("test photo")));
+        let bytes = std::fs::read(&src).map_err(|e| format!("reading {}: {e}", src.display()))?;
+        seeds.push((name, bytes));
     }
 
     // Malformed: each check on the way in should turn these away cleanly.
@@ -223,7 +226,8 @@ fn main() {
     let mut total = 0;
     for (name, bytes) in &seeds {
         total += bytes.len();
-        std::fs::write(out.join(name), bytes).expect("write seed");
+        let path = out.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     eprintln!(
         "{} seeds, {} bytes, in {}",
@@ -231,4 +235,5 @@ fn main() {
         total,
         out.display()
     );
+    Ok(())
 }
