@@ -3,7 +3,8 @@ listeners serves there and sends every request (not connection) round-robin to t
 serving targets of its forward action's target group, as an ALB does: healthy ones,
 all registered ones when none is healthy, 503 when there is none, 502 when the target
 fails, X-Forwarded-For/-Proto/-Port set. A draining target gets no new requests while
-requests already with it finish. Redirect actions answer with their redirect."""
+requests already with it finish. Redirect actions answer with their redirect, fixed-response
+actions with their status, type and body."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ class Balancers:
 
     def mapping(self) -> list[dict]:
         return [
-            {"name": b.name, "dns_name": b.dns_name, "address": b.address, "ports": sorted(b.runners),
+            {"name": b.name, "dns_name": b.dns_name, "address": b.address, "ports": sorted(list(b.runners)),
              "requests": b.requests, "failures": b.failures}
-            for b in self.by_arn.values()
+            for b in list(self.by_arn.values())
         ]
 
     async def sync(self, balancers: list[Any], listeners: dict[str, list[Any]]) -> None:
@@ -113,6 +114,13 @@ class Balancers:
             location = f"{proto}://{request.host.split(':')[0]}:{to_port}{request.path_qs}"
             code = 301 if cfg.get("StatusCode", "HTTP_301") == "HTTP_301" else 302
             raise web.HTTPFound(location) if code == 302 else web.HTTPMovedPermanently(location)
+        if action["Type"] == "fixed-response":
+            cfg = action.get("FixedResponseConfig", {})
+            return web.Response(
+                status=int(cfg.get("StatusCode", "503")),
+                body=cfg.get("MessageBody", "").encode(),
+                content_type=cfg.get("ContentType", "text/plain"),
+            )
         targets = self.cloud.health.serving(action["TargetGroupArn"])
         if not targets:
             return self._error(b, 503, "503 Service Temporarily Unavailable")

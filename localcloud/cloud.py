@@ -23,10 +23,12 @@ from werkzeug.serving import make_server
 
 from . import patches
 from .balancer import Balancers
+from .consistency import patch_describes
 from .faults import Faults
 from .health import Health
 from .instances import Instances
 from .net import Network
+from .pki import TRUSTSTORE_HOST, Pki
 from .rds import Databases
 from .settings import LOCK, SETTINGS
 
@@ -50,6 +52,7 @@ class LocalCloud:
     def __init__(self, state_dir: str, port: int):
         self.state_dir = state_dir
         self.net = Network.claim()
+        self.pki = Pki(state_dir)
         self.instances = Instances(self, self.net, state_dir)
         self.databases = Databases(self, state_dir)
         self.health = Health(self)
@@ -57,6 +60,7 @@ class LocalCloud:
         self._lingering: list[tuple[set[str], float, str]] = []
         patches.apply(self)
         self.faults = Faults(DomainDispatcherApplication(create_backend_app), self.control)
+        patch_describes(self.faults.consistency)
         self.server = make_server(
             self.net.endpoint_ip, port, self.faults, threaded=True, request_handler=MotoRequestHandler
         )
@@ -112,22 +116,28 @@ class LocalCloud:
         return None
 
     def console_output(self, instance_id: str) -> str:
+        """What EC2's console shows: cloud-init's output, and what units send to the
+        console (StandardOutput=journal+console). `aws.console_from_units` off: every
+        unit's journal, as this rig once showed (kinder than EC2)."""
         box = self.instances.boxes.get(instance_id)
         if box is None:
             return "(the instance has not booted)\n"
         parts = [box.tail("/var/log/cloud-init-output.log", 60)]
-        journal = box.file("/var/log/journal")
-        try:
-            import os
+        if SETTINGS.aws["console_from_units"]:
+            parts.append(box.tail("/var/log/console", 60))
+        else:
+            journal = box.file("/var/log/journal")
+            try:
+                import os
 
-            for name in sorted(os.listdir(journal)):
-                parts.append(f"--- journalctl -u {name[:-4]} ---\n" + box.tail(f"/var/log/journal/{name}", 40))
-        except OSError:
-            pass
+                for name in sorted(os.listdir(journal)):
+                    parts.append(f"--- journalctl -u {name[:-4]} ---\n" + box.tail(f"/var/log/journal/{name}", 40))
+            except OSError:
+                pass
         return "\n".join(p for p in parts if p) + "\n"
 
     def hosts(self) -> str:
-        lines = ["127.0.0.1 localhost", "::1 localhost"]
+        lines = ["127.0.0.1 localhost", "::1 localhost", f"{self.net.endpoint_ip} {TRUSTSTORE_HOST}"]
         lines += [f"{address} {name}" for name, address in sorted(self.databases.hosts().items())]
         return "\n".join(lines) + "\n"
 
@@ -153,6 +163,13 @@ class LocalCloud:
                     role = profile.roles[0].name
         seed = hashlib.sha256(f"{instance.id}:{int(time.time() // 3600)}".encode()).hexdigest()
         now = datetime.now(timezone.utc)
+        # A fresh instance (more so of a fresh role) has no credentials for its first
+        # seconds: IMDS answers 404 until then.
+        box = self.instances.boxes.get(instance.id)
+        booted = box.started if box is not None and box.started else time.time()
+        credentials_at = booted + float(SETTINGS.aws["imds_credentials_delay"])
+        if profile_arn:
+            credentials_at = max(credentials_at, self.faults.consistency.visible_at(f"profile:{profile_arn}"))
         return {
             "instance_id": instance.id,
             "private_ip": instance.private_ip,
@@ -161,6 +178,7 @@ class LocalCloud:
             "account_id": ACCOUNT,
             "imdsv2_required": imdsv2,
             "role": role,
+            "credentials_at": credentials_at,
             "credentials": {
                 "Code": "Success",
                 "Type": "AWS-HMAC",
@@ -200,14 +218,22 @@ class LocalCloud:
 
     def _auto_scale(self, backend: Any, group: Any) -> None:
         """What Auto Scaling does that moto does not: replace instances that are gone or
-        unhealthy (EC2 status, and ELB health after the grace period when the group uses it)."""
+        unhealthy (EC2 status, and ELB health after the grace period when the group uses
+        it), and rebalance the zones, each unless its process is suspended."""
         now = time.time()
         ec2 = backend.ec2_backend
+        suspended = {p["ProcessName"] for p in group.suspended_processes}
         doomed = []
         for state in list(group.instance_states):
             instance = state.instance
             if instance.state in ("terminated", "stopped", "shutting-down", "stopping"):
                 group.instance_states.remove(state)
+                continue
+            if state.lifecycle_state == "Terminating":
+                # Drained (deregistered, the target group's delay passed): terminate it.
+                if getattr(state, "_lc_terminate_at", 0) <= now:
+                    group.instance_states.remove(state)
+                    ec2.terminate_instances([instance.id])
                 continue
             box = self.instances.boxes.get(instance.id)
             launched = getattr(instance, "_lc_seen", None) or now
@@ -219,26 +245,103 @@ class LocalCloud:
                     st = self.health.state_of(arn, instance.id)
                     if st and st[0] == "unhealthy":
                         unhealthy = True
-            if dead or unhealthy:
-                doomed.append(state)
-        for state in doomed:
-            iid = state.instance.id
-            log.info("auto scaling %s: replacing %s (%s)", group.name, iid,
-                     "instance dead" if self.instances.boxes.get(iid) and self.instances.boxes[iid].state == "dead" else "ELB health")
-            for arn in group.target_group_arns:
-                tg = backend.elbv2_backend.target_groups.get(arn)
-                if tg is not None and iid in tg.targets:
-                    tg.deregister([{"Id": iid}])
-            group.instance_states.remove(state)
-            ec2.terminate_instances([iid])
+            if (dead or unhealthy) and not {"HealthCheck", "ReplaceUnhealthy"} & suspended:
+                doomed.append((state, "instance dead" if dead else "ELB health"))
+        for state, why in doomed:
+            log.info("auto scaling %s: replacing %s (%s)", group.name, state.instance.id, why)
+            self._remove(backend, group, state)
         active = [s for s in group.instance_states if s.instance.state in ("pending", "running")]
         missing = (group.desired_capacity or 0) - len(active)
-        if missing > 0:
+        if missing > 0 and "Launch" not in suspended:
             group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
             backend.update_attached_target_groups(group.name)
+        elif SETTINGS.aws["az_rebalance"] and not {"AZRebalance", "Launch", "Terminate"} & suspended:
+            self._rebalance(backend, group, now)
+
+    def _remove(self, backend: Any, group: Any, state: Any) -> None:
+        iid = state.instance.id
+        for arn in group.target_group_arns:
+            tg = backend.elbv2_backend.target_groups.get(arn)
+            if tg is not None and iid in tg.targets:
+                tg.deregister([{"Id": iid}])
+        group.instance_states.remove(state)
+        backend.ec2_backend.terminate_instances([iid])
+
+    def _drain_then_terminate(self, backend: Any, group: Any, state: Any) -> None:
+        """As Auto Scaling retires an instance behind a load balancer: deregister it, let
+        its connections drain for the target groups' delay, then terminate it."""
+        delay = 0.0
+        iid = state.instance.id
+        for arn in group.target_group_arns:
+            tg = backend.elbv2_backend.target_groups.get(arn)
+            if tg is not None and iid in tg.targets:
+                tg.deregister([{"Id": iid}])
+                delay = max(delay, float(tg.attributes.get("deregistration_delay.timeout_seconds", 300)))
+        state.lifecycle_state = "Terminating"
+        state._lc_terminate_at = time.time() + delay
+
+    def _rebalance(self, backend: Any, group: Any, now: float) -> None:
+        """AZRebalance: when the zones' counts differ by more than one, launch in the
+        shortest zone first, then, once that instance runs, terminate one in the longest
+        (oldest launch template version first, then the oldest instance)."""
+        from .patches import launch_instance_type, offered, subnet_zone
+
+        ec2 = backend.ec2_backend
+        kind = launch_instance_type(group) or group.instance_type
+        subnets = [s for s in (group.vpc_zone_identifier or "").split(",") if s and offered(subnet_zone(ec2, s), kind)]
+        if len(subnets) < 2:
+            return
+        if any(st.lifecycle_state == "Terminating" for st in group.instance_states):
+            return  # one retirement at a time
+        active = [s for s in group.instance_states if s.instance.state in ("pending", "running")]
+        counts = {s: [st for st in active if st.instance.subnet_id == s] for s in subnets}
+        pending = getattr(group, "_lc_rebalance_launch", None)
+        if pending is not None:
+            fresh = next((st for st in active if st.instance.id == pending), None)
+            if fresh is None:
+                group._lc_rebalance_launch = None
+                return
+            box = self.instances.boxes.get(pending)
+            if box is None or box.state != "running":
+                return
+            # Capacity first: the new instance serves before an old one goes.
+            for arn in group.target_group_arns:
+                st = self.health.state_of(arn, pending)
+                if st is None or st[0] != "healthy":
+                    return
+            # One too many now: retire one in the longest zone (the launch made room).
+            longest = max(subnets, key=lambda s: (len(counts[s]), -subnets.index(s)))
+            victims = [st for st in counts[longest] if st.instance.id != pending]
+            group._lc_rebalance_launch = None
+            if len(active) <= (group.desired_capacity or 0) or not victims:
+                return
+            victim = min(victims, key=lambda st: (int(getattr(st.instance, "_lc_launch_template_version", 0) or 0), getattr(st.instance, "_lc_seen", 0)))
+            log.info("auto scaling %s: AZRebalance terminates %s in %s", group.name, victim.instance.id, subnet_zone(ec2, longest))
+            self._drain_then_terminate(backend, group, victim)
+            return
+        sizes = {s: len(v) for s, v in counts.items()}
+        if max(sizes.values()) - min(sizes.values()) < 2:
+            group._lc_uneven_since = None
+            return
+        since = getattr(group, "_lc_uneven_since", None)
+        if since is None:
+            group._lc_uneven_since = now
+            return
+        if now - since < float(SETTINGS.aws["az_rebalance_delay"]):
+            return
+        group._lc_uneven_since = None
+        shortest = min(subnets, key=lambda s: (sizes[s], subnets.index(s)))
+        before = {st.instance.id for st in group.instance_states}
+        group.launch_in(shortest)
+        backend.update_attached_target_groups(group.name)
+        launched = [st.instance.id for st in group.instance_states if st.instance.id not in before]
+        if launched:
+            group._lc_rebalance_launch = launched[0]
+            log.info("auto scaling %s: AZRebalance launches %s in %s", group.name, launched[0], subnet_zone(ec2, shortest))
 
     async def run(self) -> None:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.truststore = self.pki.serve_truststore(self.net.endpoint_ip)
         log.info("local cloud at %s (state in %s)", self.endpoint, self.state_dir)
         last_hosts = ""
         passes = 0
@@ -268,6 +371,7 @@ class LocalCloud:
     async def close(self) -> None:
         log.info("stopping: instances, databases, load balancers")
         self.server.shutdown()
+        self.truststore.shutdown()
         await asyncio.to_thread(self.instances.close)
         await asyncio.to_thread(self.databases.close)
         await self.balancers.close()
@@ -280,7 +384,7 @@ class LocalCloud:
         return {
             "endpoint": self.endpoint,
             "settings": SETTINGS.as_dict(),
-            "injected": self.faults.injected,
+            "injected": self.faults.status(),
             "instances": [
                 {
                     "id": b.instance_id,
@@ -290,13 +394,13 @@ class LocalCloud:
                     "namespace": b.ns,
                     "processes": self.instances.processes_of(b),
                 }
-                for b in self.instances.boxes.values()
+                for b in self.instances.sandboxes()
             ],
             "processes": self.instances.running_processes(),
             "balancers": self.balancers.mapping(),
             "databases": [
                 {"id": s.identifier, "hostname": s.hostname, "address": s.address, "state": s.state}
-                for s in self.databases.servers.values()
+                for s in list(self.databases.servers.values())
             ],
         }
 
@@ -310,15 +414,29 @@ class LocalCloud:
             if method == "POST" and path == "/_localcloud/settings":
                 SETTINGS.update(body)
                 return self._json(start_response, 200, SETTINGS.as_dict())
+            if method == "POST" and path == "/_localcloud/faults":
+                return self._json(start_response, 200, self.faults.add_rule(body))
+            if method == "DELETE" and path == "/_localcloud/faults":
+                self.faults.clear_rules()
+                return self._json(start_response, 200, {"cleared": True})
             parts = path.strip("/").split("/")
             if len(parts) == 4 and parts[1] == "instances" and method == "POST" and parts[3] == "kill":
                 ok = self.instances.kill(parts[2])
                 return self._json(start_response, 200 if ok else 404, {"killed": ok})
+            if len(parts) == 4 and parts[1] == "instances" and method == "POST" and parts[3] == "freeze":
+                stopped = self.instances.freeze(parts[2], str(body.get("match", "gallery serve")))
+                return self._json(start_response, 200 if stopped else 404, {"stopped": stopped})
+            if len(parts) == 4 and parts[1] == "databases" and method == "POST" and parts[3] == "outage":
+                ok = self.databases.outage(parts[2], float(body.get("seconds", 60)))
+                return self._json(start_response, 200 if ok else 404, {"outage": ok})
             if len(parts) == 4 and parts[1] == "instances" and method == "GET" and parts[3] == "console":
                 return self._json(start_response, 200, {"output": self.console_output(parts[2])})
             return self._json(start_response, 404, {"error": f"no such control call: {method} {path}"})
         except (ValueError, KeyError) as e:
             return self._json(start_response, 400, {"error": str(e)})
+        except Exception as e:  # a bug of ours: say what it was, in the answer and the log
+            log.exception("control call %s %s failed", method, path)
+            return self._json(start_response, 500, {"error": f"{type(e).__name__}: {e}"})
 
     @staticmethod
     def _json(start_response: Callable, code: int, value: Any) -> list[bytes]:

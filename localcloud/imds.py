@@ -57,6 +57,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(401, "Unauthorized")
         path = self.path.split("?")[0].rstrip("/")
         role = md.get("role")
+        if path.startswith("/latest/meta-data/iam/") and time.time() < float(md.get("credentials_at") or 0):
+            # As on EC2 before the instance profile's credentials exist.
+            return self.reply(404, "Not Found")
         answers = {
             "/latest/meta-data/instance-id": md["instance_id"],
             "/latest/meta-data/local-ipv4": md["private_ip"],

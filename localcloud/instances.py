@@ -106,7 +106,7 @@ class Instances:
 
     def due(self) -> list[Sandbox]:
         now = time.time()
-        return [s for s in self.boxes.values() if s.state == "pending" and s.boot_at <= now]
+        return [s for s in self.sandboxes() if s.state == "pending" and s.boot_at <= now]
 
     def boot(self, sandbox: Sandbox, hosts: str) -> None:
         with sandbox.lock:
@@ -118,6 +118,9 @@ class Instances:
             sandbox.netns_ino = os.stat(f"/run/netns/{sandbox.ns}").st_ino
             with open(os.path.join(sandbox.box, "hosts"), "w") as f:
                 f.write(hosts)
+            # The image's trust store holds the public roots (pki.py: the rig's "public" CA).
+            with open(os.path.join(sandbox.box, "trust.pem"), "wb") as f:
+                f.write(self.cloud.pki.public_roots())
             with open(os.path.join(sandbox.box, "env.json"), "w") as f:
                 json.dump({"AWS_ENDPOINT_URL": self.cloud.instance_endpoint}, f)
             logs = open(os.path.join(sandbox.box, "sandbox.log"), "ab")
@@ -149,13 +152,13 @@ class Instances:
 
     def check(self) -> None:
         """An init that exited on its own is an instance that died (kernel panic, power)."""
-        for s in self.boxes.values():
+        for s in self.sandboxes():
             if s.state == "running" and s.init is not None and s.init.poll() is not None:
                 log.warning("instance %s: its init exited (%s): the instance is dead", s.instance_id, s.init.returncode)
                 s.state = "dead"
 
     def refresh_hosts(self, hosts: str) -> None:
-        for s in self.boxes.values():
+        for s in self.sandboxes():
             if s.state == "running":
                 path = s.file("/etc/hosts")
                 try:
@@ -182,6 +185,29 @@ class Instances:
         self._signal(s, signal.SIGKILL)
         s.state = "dead"
         return True
+
+    def freeze(self, instance_id: str, pattern: str) -> int:
+        """Wedge a program in the instance (SIGSTOP every process whose command line holds
+        `pattern`): it is still there, holding its port, and answers nothing. Returns how
+        many processes were stopped."""
+        s = self.boxes.get(instance_id)
+        if s is None or not s.netns_ino:
+            return 0
+        stopped = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino != s.netns_ino:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                if pattern in cmdline:
+                    os.kill(int(pid), signal.SIGSTOP)
+                    stopped += 1
+            except OSError:
+                continue
+        return stopped
 
     def _signal(self, s: Sandbox, sig: int) -> None:
         for p in (s.init, s.imds):
@@ -234,7 +260,7 @@ class Instances:
 
     def close(self) -> None:
         threads = []
-        for s in self.boxes.values():
+        for s in self.sandboxes():
             if s.state in ("pending", "booting", "running", "dead", "stopping"):
                 s.state = "stopping"
                 t = threading.Thread(target=self.shutdown, args=(s,), daemon=True)
@@ -244,8 +270,13 @@ class Instances:
             t.join(timeout=SETTINGS.shutdown_grace + 15)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def sandboxes(self) -> list[Sandbox]:
+        """A copy of the instances: the control API and the sync loop read them from other
+        threads while a launch adds one (a dict changed during iteration raises)."""
+        return list(self.boxes.values())
+
     def running_processes(self) -> int:
-        return sum(1 for s in self.boxes.values() for p in (s.init, s.imds) if p is not None and p.poll() is None)
+        return sum(1 for s in self.sandboxes() for p in (s.init, s.imds) if p is not None and p.poll() is None)
 
     def processes_of(self, s: Sandbox) -> int:
         """Processes still alive in the instance's network namespace, counted from /proc

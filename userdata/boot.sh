@@ -26,7 +26,33 @@ imds() {
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 IMDS_TOKEN="$(curl -sf --retry 10 --retry-connrefused --retry-delay 1 -X PUT \
   -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' http://169.254.169.254/latest/api/token)"
-ROLE="$(imds meta-data/iam/security-credentials/)"
+# A new instance (more so of a new role) has no credentials for its first seconds: IMDS
+# answers 404 until it does, and curl's --retry does not retry a 404. Wait, bounded.
+ROLE=""
+for attempt in $(seq 1 120); do
+  if ROLE="$(imds meta-data/iam/security-credentials/)" && [ -n "$ROLE" ]; then
+    break
+  fi
+  ROLE=""
+  echo "waiting for the instance role's credentials (attempt $attempt)"
+  sleep 1
+done
+if [ -z "$ROLE" ]; then
+  echo "the instance role's credentials did not appear within 120 s: is the instance profile attached?"
+  exit 1
+fi
+credentials() {
+  local creds attempt
+  for attempt in $(seq 1 30); do
+    if creds="$(imds "meta-data/iam/security-credentials/$ROLE")"; then
+      printf '%s' "$creds"
+      return 0
+    fi
+    sleep 1
+  done
+  echo "no credentials for role $ROLE" >&2
+  return 1
+}
 if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
   S3_BASE="${AWS_ENDPOINT_URL%/}/$BUCKET"
 else
@@ -34,7 +60,7 @@ else
 fi
 fetch() {
   local creds
-  creds="$(imds "meta-data/iam/security-credentials/$ROLE")"
+  creds="$(credentials)"
   # The role's keys reach curl through a config file descriptor, never its command line.
   curl -sf --retry 10 --retry-all-errors --retry-delay 2 --aws-sigv4 "aws:amz:$REGION:s3" \
     --config <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' \
@@ -54,11 +80,21 @@ ln -sfn "$DIR" /opt/gallery/current
 # 2. Its own user, and the non-secret settings.
 id gallery >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin gallery
 install -d -m 0750 -o root -g gallery /etc/gallery
+
+# 3. The RDS certificate authorities, from AWS's trust store over verified HTTPS (they are
+#    in no system trust store): the app verifies its database's certificate and name.
+curl -sf --proto '=https' --tlsv1.2 --retry 10 --retry-all-errors --retry-delay 2 \
+  -o /etc/gallery/rds-ca.download "https://truststore.pki.rds.amazonaws.com/$REGION/$REGION-bundle.pem"
+grep -q 'BEGIN CERTIFICATE' /etc/gallery/rds-ca.download || { echo "the RDS CA bundle is not PEM"; exit 1; }
+mv /etc/gallery/rds-ca.download /etc/gallery/rds-ca.pem
+chmod 0644 /etc/gallery/rds-ca.pem
+
 cat > /etc/gallery/gallery.env <<ENV
 GALLERY_BIND=0.0.0.0:{{port}}
 GALLERY_STORAGE=s3://{{bucket}}/images
 GALLERY_AWS_REGION={{region}}
 GALLERY_DATABASE_SECRET_ARN={{db_secret_arn}}
+GALLERY_DATABASE_CA_FILE=/etc/gallery/rds-ca.pem
 GALLERY_ADMIN_SECRET_ARN={{admin_secret_arn}}
 GALLERY_PUBLIC_URL={{public_url}}
 GALLERY_RELEASE={{release}}
@@ -71,7 +107,9 @@ ENV
 chmod 0640 /etc/gallery/gallery.env
 chgrp gallery /etc/gallery/gallery.env
 
-# 3. A hardened service that restarts on failure.
+# 4. A hardened service that restarts on failure. Its output goes to the journal and to
+#    the console too, so EC2's console output (what a failed deploy shows) has the app's
+#    last lines even when the instance is gone or unreachable.
 cat > /etc/systemd/system/gallery.service <<'UNIT'
 [Unit]
 Description=gallery image gallery
@@ -85,6 +123,8 @@ EnvironmentFile=/etc/gallery/gallery.env
 ExecStart=/opt/gallery/current/gallery serve
 Restart=on-failure
 RestartSec=2
+StandardOutput=journal+console
+StandardError=journal+console
 TimeoutStopSec=90
 NoNewPrivileges=yes
 ProtectSystem=strict

@@ -70,10 +70,26 @@ struct DbSecret {
     /// `require` unless the secret says otherwise (RDS for PostgreSQL forces TLS).
     #[serde(default)]
     sslmode: Option<String>,
+    /// Set by `provision` when it restored the database from a snapshot: names that
+    /// restore, so the sessions in the snapshot are ended once (`store::sessions`).
+    #[serde(default)]
+    restored: Option<String>,
+}
+
+/// The database the secret names.
+pub struct SecretDatabase {
+    pub url: DatabaseUrl,
+    /// The restore that made this database, if it was restored.
+    pub restored: Option<String>,
 }
 
 /// The connection URL, or `None` while the secret has no host yet (RDS still creating).
-pub async fn database_url(options: &S3Options, arn: &str) -> anyhow::Result<Option<DatabaseUrl>> {
+/// With `ca`, the server's certificate and host name are verified against it.
+pub async fn database(
+    options: &S3Options,
+    arn: &str,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<Option<SecretDatabase>> {
     let secret: DbSecret = fetch(options, arn).await?;
     let Some(host) = secret.host.filter(|h| !h.is_empty()) else {
         return Ok(None);
@@ -90,9 +106,20 @@ pub async fn database_url(options: &S3Options, arn: &str) -> anyhow::Result<Opti
     url.set_path(secret.dbname.as_deref().unwrap_or("postgres"));
     url.query_pairs_mut()
         .append_pair("sslmode", secret.sslmode.as_deref().unwrap_or("require"));
-    Ok(Some(DatabaseUrl {
+    let url = DatabaseUrl {
         kind: DatabaseKind::Postgres,
         url: url.to_string(),
+    };
+    let url = match ca {
+        Some(ca) => url.verified_by(ca),
+        None => {
+            tracing::warn!("no --database-ca-file: the database connection is encrypted but its certificate is not verified");
+            url
+        }
+    };
+    Ok(Some(SecretDatabase {
+        url,
+        restored: secret.restored.filter(|r| !r.is_empty()),
     }))
 }
 

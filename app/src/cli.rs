@@ -36,6 +36,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit
     Migrate,
+    /// Print this release's PostgreSQL migrations as JSON (version, description, sql):
+    /// `provision deploy` checks them before it rolls the release out
+    Migrations,
     /// Manage users from the shell
     Users {
         #[command(subcommand)]
@@ -91,6 +94,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Users { command }) => users_command(&cli.data, command).await,
+        Some(Command::Migrations) => {
+            println!("{}", crate::db::migrations_json()?);
+            Ok(())
+        }
     }
 }
 
@@ -131,10 +138,11 @@ async fn open_db(data: &DataArgs) -> anyhow::Result<Db> {
     match &config.database {
         DatabaseSource::Url(url) => Ok(Db::connect_lazy(url)?),
         DatabaseSource::Secret(arn) => {
-            let url = crate::aws_secrets::database_url(&config.aws, arn)
-                .await?
-                .with_context(|| format!("secret {arn} names no database host yet"))?;
-            Ok(Db::connect_lazy(&url)?)
+            let found =
+                crate::aws_secrets::database(&config.aws, arn, config.database_ca.as_deref())
+                    .await?
+                    .with_context(|| format!("secret {arn} names no database host yet"))?;
+            Ok(Db::connect_lazy(&found.url)?)
         }
     }
 }

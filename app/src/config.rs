@@ -51,6 +51,12 @@ pub struct DataArgs {
     /// unset, the AWS SDKs' standard AWS_ENDPOINT_URL is honoured the same way
     #[arg(long, env = "GALLERY_AWS_ENDPOINT", global = true)]
     pub aws_endpoint: Option<String>,
+
+    /// PEM bundle of the certificate authorities the PostgreSQL server's certificate must
+    /// chain to (on AWS, the RDS bundle the boot script fetches): the connection then
+    /// verifies the certificate and the host name (`sslmode=verify-full`)
+    #[arg(long, env = "GALLERY_DATABASE_CA_FILE", global = true)]
+    pub database_ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for DataArgs {
@@ -62,6 +68,7 @@ impl std::fmt::Debug for DataArgs {
             .field("aws_region", &self.aws_region)
             .field("database_secret_arn", &self.database_secret_arn)
             .field("aws_endpoint", &self.aws_endpoint)
+            .field("database_ca_file", &self.database_ca_file)
             .finish()
     }
 }
@@ -252,6 +259,8 @@ pub struct DataConfig {
     pub s3: S3Options,
     /// Secrets Manager and other AWS APIs besides S3.
     pub aws: S3Options,
+    /// The CAs a PostgreSQL server's certificate must chain to (verify-full), if given.
+    pub database_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -473,6 +482,17 @@ impl DataConfig {
             }
             None => DatabaseSource::Url(DatabaseUrl::parse(&args.database_url)?),
         };
+        let database_ca = match &args.database_ca_file {
+            Some(path) => Some(ca_bundle(path)?),
+            None => None,
+        };
+        let database = match database {
+            DatabaseSource::Url(u) => DatabaseSource::Url(match &database_ca {
+                Some(ca) => u.verified_by(ca),
+                None => u,
+            }),
+            other => other,
+        };
         Ok(DataConfig {
             database,
             storage: StorageUrl::parse(&args.storage)?,
@@ -484,11 +504,54 @@ impl DataConfig {
                 endpoint: aws_endpoint,
                 region: args.aws_region.clone(),
             },
+            database_ca,
         })
     }
 }
 
+/// A readable file holding PEM certificates.
+fn ca_bundle(path: &std::path::Path) -> Result<PathBuf, ConfigError> {
+    const FLAG: &str = "--database-ca-file";
+    const ENV: &str = "GALLERY_DATABASE_CA_FILE";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(FLAG, ENV, format!("cannot read {}: {e}", path.display())))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid(
+            FLAG,
+            ENV,
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    // Absolute: the driver reads it when it connects, from wherever the process runs.
+    std::fs::canonicalize(path).map_err(|e| invalid(FLAG, ENV, format!("{}: {e}", path.display())))
+}
+
 impl DatabaseUrl {
+    /// The same PostgreSQL URL, verifying the server's certificate against `ca` and its
+    /// host name (`sslmode=verify-full`). SQLite URLs are left as they are.
+    pub fn verified_by(self, ca: &std::path::Path) -> Self {
+        if self.kind != DatabaseKind::Postgres {
+            return self;
+        }
+        let Ok(mut u) = Url::parse(&self.url) else {
+            return self;
+        };
+        let kept: Vec<(String, String)> = u
+            .query_pairs()
+            .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        u.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .append_pair("sslmode", "verify-full")
+            .append_pair("sslrootcert", &ca.to_string_lossy());
+        DatabaseUrl {
+            kind: self.kind,
+            url: u.to_string(),
+        }
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         const FLAG: &str = "--database-url";
         const ENV: &str = "GALLERY_DATABASE_URL";
@@ -633,6 +696,7 @@ mod tests {
                 aws_region: None,
                 database_secret_arn: None,
                 aws_endpoint: None,
+                database_ca_file: None,
             };
             let shown = format!("{args:?}");
             assert!(!shown.contains("hunter2"), "{shown}");

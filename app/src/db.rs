@@ -77,19 +77,18 @@ impl Db {
 
     /// Apply pending migrations. On Postgres sqlx holds an advisory lock meanwhile, so
     /// instances starting together apply each migration once.
+    ///
+    /// A database may hold migrations this release does not know: a newer release
+    /// applied them (it is still rolling out, or was rolled back). Migrations are
+    /// additive (`provision deploy` checks), so this release runs on that schema; only a
+    /// known migration changed since it was applied is refused.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self.kind {
-            DatabaseKind::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(self.pool()?)
-                    .await
-            }
-            DatabaseKind::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(self.pool()?)
-                    .await
-            }
-        }
+        let mut migrator = match self.kind {
+            DatabaseKind::Postgres => sqlx::migrate!("./migrations/postgres"),
+            DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        };
+        migrator.set_ignore_missing(true);
+        migrator.run(self.pool()?).await
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -104,4 +103,19 @@ impl Db {
 pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// This release's PostgreSQL migrations (what runs on AWS), for `gallery migrations`.
+pub fn migrations_json() -> Result<String, serde_json::Error> {
+    let all: Vec<serde_json::Value> = sqlx::migrate!("./migrations/postgres")
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "version": m.version,
+                "description": m.description,
+                "sql": m.sql,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&all)
 }

@@ -46,6 +46,43 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// Errors that mean "the database is not reachable right now" (an outage, a maintenance
+/// reboot, a failover), not "this request is wrong": the pool gave up, the connection
+/// broke or was refused, or the server is shutting down or overloaded.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception), 57 (operator intervention: admin
+        // shutdown, cannot connect now), 53 (insufficient resources: too many connections).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57") || c.starts_with("53")),
+        _ => false,
+    }
+}
+
+/// The page while the database is away: 503, says it is brief, asks the browser to come
+/// back (the load balancer keeps the instance: it is not the instance that is broken).
+fn unavailable(err: &AppError) -> Response {
+    tracing::warn!(error = %err, "database unavailable: answering 503");
+    let mut response = Page::with_status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorPage::new(
+            "Briefly unavailable",
+            "The gallery cannot reach its database right now (maintenance or a restart). Nothing you did is lost; try again in a few seconds.".to_string(),
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 impl AppError {
     /// An upload's media problem, naming the file it concerns.
     pub fn media(file: &str, err: MediaError) -> Self {
@@ -115,14 +152,10 @@ impl IntoResponse for AppError {
                 "Already exists",
                 "That name is already taken.".to_string(),
             ),
-            AppError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                tracing::error!(error = %self, "database unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "The database is not reachable right now. Try again in a moment.".to_string(),
-                )
-            }
+            AppError::Database(e) if database_unavailable(e) => return unavailable(&self),
+            AppError::Session(tower_sessions::session::Error::Store(
+                tower_sessions::session_store::Error::Backend(_),
+            )) => return unavailable(&self),
             AppError::Database(_) | AppError::Storage(_) | AppError::Session(_) | AppError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (

@@ -189,20 +189,35 @@ async fn prepare_database(state: AppState) {
 
 async fn try_prepare(state: &AppState) -> anyhow::Result<()> {
     let data = &state.config.data;
+    let mut restored = None;
     if let DatabaseSource::Secret(arn) = &data.database {
+        // Read on every try (not only the first): a try that failed after connecting
+        // must still end the sessions of a restored database on the next.
+        let found = crate::aws_secrets::database(&data.aws, arn, data.database_ca.as_deref())
+            .await?
+            .with_context(|| {
+                format!(
+                    "secret {arn} names no database host yet (the database is still being created)"
+                )
+            })?;
         if !state.db.is_connected() {
-            let url = crate::aws_secrets::database_url(&data.aws, arn)
-                .await?
-                .with_context(|| {
-                    format!("secret {arn} names no database host yet (the database is still being created)")
-                })?;
             state
                 .db
-                .install(&url)
+                .install(&found.url)
                 .context("opening the database named in the secret")?;
         }
+        restored = found.restored;
     }
     state.db.migrate().await.context("applying migrations")?;
+    if let Some(restore) = &restored {
+        // A restored database holds the snapshot's sessions: end them, once per restore.
+        let ended = crate::store::sessions::end_all_after_restore(&state.db, restore)
+            .await
+            .context("ending the sessions of the restored database")?;
+        if ended > 0 {
+            tracing::info!(restore = %restore, sessions = ended, "the database was restored: its sessions are ended");
+        }
+    }
     let mut first = state.config.first_admin.clone();
     if let Some(arn) = &first.secret_arn {
         first.password = Some(crate::aws_secrets::admin_password(&data.aws, arn).await?);

@@ -56,6 +56,10 @@ def build_root(box: str) -> str:
     os.makedirs(f"{root}/var/lib/cloud/instance", exist_ok=True)
     os.makedirs(f"{root}/var/log/journal", exist_ok=True)
     shutil.copy(os.path.join(box, "hosts"), f"{root}/etc/hosts")
+    # The AMI's public roots (the rig's stand-in for them, see pki.py).
+    bundle = f"{root}/etc/ssl/certs/ca-certificates.crt"
+    with open(os.path.join(box, "trust.pem"), "rb") as src, open(bundle, "ab") as dst:
+        dst.write(b"\n" + src.read())
     # A separate copy the cloud rewrites when databases come and go (see rds.py).
     return root
 

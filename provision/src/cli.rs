@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::aws::{CallLog, Clients, Timing};
-use crate::commands::{down, status, up};
+use crate::commands::{backup, down, restore, status, up};
 use crate::config::StackConfig;
-use crate::context::{Ctx, Mode};
-use crate::database::Teardown;
+use crate::engine::aws::{CallLog, Clients};
+use crate::engine::context::{Ctx, Mode};
+use crate::engine::retry::Timing;
+use crate::resources::database::Teardown;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +58,10 @@ pub enum Command {
         /// Return once AWS has accepted the changes, without waiting for healthy targets
         #[arg(long)]
         no_wait: bool,
+        /// Restore the database from this snapshot of the stack (default: the newest one
+        /// kept, when the stack has no database; `provision backups` lists them)
+        #[arg(long, value_name = "ID")]
+        from_snapshot: Option<String>,
     },
     /// List every resource of the stack with its state, and target health
     Status {
@@ -74,6 +79,13 @@ pub enum Command {
         /// Delete the database without a final snapshot
         #[arg(long)]
         skip_final_snapshot: bool,
+        /// Destroy the data too: the bucket with every image, the database's snapshots
+        /// and its secret (asks for the stack's name to be typed)
+        #[arg(long)]
+        delete_data: bool,
+        /// With --delete-data: do not ask (for scripts)
+        #[arg(long, requires = "delete_data")]
+        yes_delete_data: bool,
     },
     /// Roll a new release out to the running stack with no downtime (rolls back by itself
     /// when the new instances do not become healthy)
@@ -81,6 +93,11 @@ pub enum Command {
         /// The gallery binary to deploy (default: build one with scripts/release)
         #[arg(long, value_name = "PATH")]
         artifact: Option<PathBuf>,
+        /// Deploy even if the release's migrations are not additive (a drop, rename,
+        /// type change or new NOT NULL): the running release may fail on the new schema
+        /// until it is replaced, and a rollback is no longer safe
+        #[arg(long)]
+        allow_breaking: bool,
         #[command(flatten)]
         rolling: RollingArgs,
     },
@@ -89,6 +106,44 @@ pub enum Command {
         /// The release to return to (default: the one before the running one)
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
+        #[command(flatten)]
+        rolling: RollingArgs,
+    },
+    /// Take a snapshot of the running database now, then prune those older than
+    /// database.snapshot_retention_days (never the newest)
+    Backup {
+        /// Return once RDS is taking it, without waiting until it is available
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the stack's database snapshots (automated, backup, final) with time and size
+    Backups {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring the running stack's data back as it was: the database (restored beside it,
+    /// then switched in) and the images (from the bucket's versions). The gallery answers
+    /// 503 meanwhile, and every instance boots again on the restored data
+    #[command(group(clap::ArgGroup::new("to").required(true).args(["to_time", "snapshot"])))]
+    Restore {
+        /// The moment to go back to, within the backup retention: 2026-12-03T08:00:00Z
+        /// or 2026-12-03 08:00:00 (UTC); `provision backups` shows the window
+        #[arg(long, value_name = "TIME")]
+        to_time: Option<String>,
+        /// A snapshot of the stack (`provision backups` lists them): the database as it
+        /// holds it, the images as they were when it was taken
+        #[arg(long, value_name = "ID")]
+        snapshot: Option<String>,
+        /// Keep the previous database (renamed `<stack>-db-prev-<time>`) instead of
+        /// removing it; `provision down` removes it with the stack
+        #[arg(long)]
+        keep_old: bool,
+        /// Do not ask (for scripts): restore, and remove the previous database (a final
+        /// snapshot of it is kept) unless --keep-old
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         rolling: RollingArgs,
     },
@@ -109,8 +164,8 @@ pub struct RollingArgs {
 }
 
 impl RollingArgs {
-    fn rolling(&self) -> crate::deploy::Rolling {
-        crate::deploy::Rolling {
+    fn rolling(&self) -> crate::commands::deploy::Rolling {
+        crate::commands::deploy::Rolling {
             batch: usize::from(self.batch_size),
             healthy_timeout: std::time::Duration::from_secs(self.healthy_timeout_secs),
         }
@@ -172,7 +227,11 @@ pub async fn execute(
             up::print_plan(&outcome);
             Ok(0)
         }
-        Command::Up { artifact, no_wait } => {
+        Command::Up {
+            artifact,
+            no_wait,
+            from_snapshot,
+        } => {
             let artifact = artifact
                 .as_deref()
                 .map(crate::release::inspect)
@@ -180,6 +239,8 @@ pub async fn execute(
             let (mut planner, mut applier) = (ctx(Mode::Plan), ctx(Mode::Apply));
             planner.artifact = artifact.clone();
             applier.artifact = artifact;
+            planner.from_snapshot = from_snapshot.clone();
+            applier.from_snapshot = from_snapshot.clone();
             let outcome = up::up(&planner, &applier, !no_wait).await?;
             let calls = clients.log.calls().len();
             if outcome.changes.is_empty() {
@@ -217,24 +278,37 @@ pub async fn execute(
             yes,
             force,
             skip_final_snapshot,
+            delete_data,
+            yes_delete_data,
         } => {
             let applier = ctx(Mode::Apply);
-            if !yes
-                && !confirm(&format!(
-                    "Delete every resource of stack {} in {}",
-                    config.stack.name, config.stack.region
-                ))?
-            {
+            let question = format!(
+                "Delete every resource of stack {} in {}{}",
+                config.stack.name,
+                config.stack.region,
+                match (*delete_data, *skip_final_snapshot) {
+                    (true, _) => ", and its data",
+                    (false, false) => " (its data is kept)",
+                    (false, true) =>
+                        " (the bucket is kept; the database goes without a final snapshot)",
+                }
+            );
+            if !yes && !confirm(&question)? {
+                eprintln!("Not confirmed; nothing was deleted.");
+                return Ok(2);
+            }
+            if *delete_data && !yes_delete_data && !confirm_data_deletion(&applier).await? {
                 eprintln!("Not confirmed; nothing was deleted.");
                 return Ok(2);
             }
             let how = Teardown {
                 force: *force,
                 skip_snapshot: *skip_final_snapshot,
+                delete_data: *delete_data,
             };
             let outcome = down::down(&applier, how).await?;
             for (node, change) in &outcome.deleted {
-                if !matches!(change, crate::graph::Change::Absent) {
+                if !matches!(change, crate::engine::graph::Change::Absent) {
                     println!("  {:<20} {}", node.label(), change.describe(false));
                 }
             }
@@ -242,11 +316,21 @@ pub async fn execute(
                 eprintln!("error: {e}");
             }
             if outcome.left.is_empty() && outcome.errors.is_empty() {
-                println!(
-                    "Stack {} removed in {:.1}s: nothing tagged for it remains.",
-                    config.stack.name,
-                    applier.elapsed().as_secs_f64()
-                );
+                if outcome.kept.is_empty() {
+                    println!(
+                        "Stack {} removed in {:.1}s: nothing tagged for it remains.",
+                        config.stack.name,
+                        applier.elapsed().as_secs_f64()
+                    );
+                } else {
+                    print_kept(&config.stack.name, &outcome);
+                    println!(
+                        "Stack {} removed in {:.1}s but for its data; `provision up` brings it back, \
+                         `provision down --delete-data` destroys it.",
+                        config.stack.name,
+                        applier.elapsed().as_secs_f64()
+                    );
+                }
                 Ok(0)
             } else {
                 eprintln!("Still tagged for stack {}:", config.stack.name);
@@ -257,24 +341,118 @@ pub async fn execute(
                 Ok(3)
             }
         }
-        Command::Deploy { artifact, rolling } => {
+        Command::Deploy {
+            artifact,
+            allow_breaking,
+            rolling,
+        } => {
             let path = match artifact {
                 Some(p) => p.clone(),
                 None => crate::release::build().await?,
             };
-            let target = crate::deploy::Target::Artifact(crate::release::inspect(&path)?);
+            // Before anything changes: the running release must live on the new schema.
+            if *allow_breaking {
+                eprintln!("--allow-breaking: the release's migrations are not checked.");
+            } else {
+                crate::migrations::check(&crate::migrations::of_artifact(&path)?, false)?;
+            }
+            let target = crate::commands::deploy::Target::Artifact(crate::release::inspect(&path)?);
             roll_out(ctx(Mode::Plan), ctx(Mode::Apply), target, rolling.rolling()).await
         }
         Command::Rollback { to, rolling } => {
             let target = match to {
-                Some(v) => crate::deploy::Target::Release(v.clone()),
-                None => crate::deploy::Target::Previous,
+                Some(v) => crate::commands::deploy::Target::Release(v.clone()),
+                None => crate::commands::deploy::Target::Previous,
             };
             roll_out(ctx(Mode::Plan), ctx(Mode::Apply), target, rolling.rolling()).await
         }
+        Command::Backup { no_wait, json } => {
+            let mut c = ctx(Mode::Apply);
+            c.quiet = *json;
+            let taken = backup::backup(&c, !no_wait).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&taken)?);
+            } else {
+                backup::print_taken(&taken);
+            }
+            Ok(0)
+        }
+        Command::Backups { json } => {
+            let mut c = ctx(Mode::Plan);
+            c.quiet = *json;
+            let b = backup::backups(&c).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                backup::print(&b);
+            }
+            Ok(0)
+        }
+        Command::Restore {
+            to_time,
+            snapshot,
+            keep_old,
+            yes,
+            rolling,
+        } => {
+            let source = match (to_time, snapshot) {
+                (Some(t), None) => {
+                    crate::resources::db_restore::Source::Time(restore::parse_time(t)?)
+                }
+                (None, Some(s)) => crate::resources::db_restore::Source::Snapshot(s.clone()),
+                _ => anyhow::bail!("give --to-time or --snapshot"),
+            };
+            let question = format!(
+                "Restore stack {} to {}: the database and the images as they were then, everything since is set aside (the gallery answers 503 for a few minutes)",
+                config.stack.name,
+                source.label()
+            );
+            if !yes && !confirm(&question)? {
+                eprintln!("Not confirmed; nothing was changed.");
+                return Ok(2);
+            }
+            let yes = *yes;
+            let (mut planner, mut applier) = (ctx(Mode::Plan), ctx(Mode::Apply));
+            planner.restoring = true;
+            applier.restoring = true;
+            let report = restore::restore(
+                &planner,
+                &applier,
+                source,
+                *keep_old,
+                rolling.rolling(),
+                |previous| {
+                    if yes {
+                        return Ok(true);
+                    }
+                    confirm(&format!(
+                        "The gallery serves the restored data. Remove the previous database {previous} (a final snapshot of it is kept)"
+                    ))
+                    .or(Ok(false))
+                },
+            )
+            .await?;
+            println!(
+                "Restored stack {} to {} ({} UTC) in {:.1}s: {} image(s) brought back, {} added since hidden; {} instance(s) booted on it.",
+                config.stack.name,
+                report.source,
+                backup::when(report.at),
+                report.elapsed.as_secs_f64(),
+                report.images.brought_back,
+                report.images.hidden,
+                report.replaced
+            );
+            if let Some(prev) = &report.removed {
+                println!("Removed the previous database {prev}; its final snapshot is listed by `provision backups`.");
+            }
+            if let Some(prev) = &report.kept {
+                println!("Kept the previous database {prev} (it costs as much as the stack's); `provision down` removes it with the stack.");
+            }
+            Ok(0)
+        }
         Command::AdminPassword => {
             let c = ctx(Mode::Plan);
-            let secret = crate::secrets::read_admin(&c).await?;
+            let secret = crate::resources::secrets::read_admin(&c).await?;
             println!(
                 "username: {}\npassword: {}",
                 secret.username, secret.password
@@ -283,9 +461,9 @@ pub async fn execute(
         }
         Command::Unlock => {
             let c = ctx(Mode::Apply);
-            match crate::lock::holder(&c).await? {
+            match crate::engine::lock::holder(&c).await? {
                 Some(h) => {
-                    crate::lock::release(&c).await?;
+                    crate::engine::lock::release(&c).await?;
                     println!(
                         "Broke the lock held by {} (`provision {}`) since {}.",
                         h.who, h.command, h.since
@@ -301,10 +479,10 @@ pub async fn execute(
 async fn roll_out(
     planner: Ctx,
     applier: Ctx,
-    target: crate::deploy::Target,
-    rolling: crate::deploy::Rolling,
+    target: crate::commands::deploy::Target,
+    rolling: crate::commands::deploy::Rolling,
 ) -> anyhow::Result<i32> {
-    let r = crate::deploy::run(&planner, &applier, target, rolling).await?;
+    let r = crate::commands::deploy::run(&planner, &applier, target, rolling).await?;
     println!(
         "Deployed {} (launch template version {}): replaced {} instance(s) in {:.1}s.",
         r.release,
@@ -313,6 +491,79 @@ async fn roll_out(
         r.elapsed.as_secs_f64()
     );
     Ok(0)
+}
+
+fn print_kept(stack: &str, outcome: &down::Outcome) {
+    println!("Kept, the data of stack {stack}:");
+    for f in &outcome.kept {
+        let state = match (&outcome.usage, f.kind.as_str()) {
+            (Some(u), "bucket") => format!(
+                "{} image(s) of {} user(s), {} in all",
+                u.images,
+                u.owners,
+                crate::engine::context::bytes_text(u.bytes)
+            ),
+            _ => f.state.clone(),
+        };
+        println!("  {:<12} {:<60} {}", f.kind, f.id, state);
+    }
+    println!(
+        "Keeping it costs about ${:.2} a month (us-east-1 list prices; snapshots counted at their database's full size).",
+        down::monthly_cost(&outcome.kept, outcome.usage.as_ref())
+    );
+}
+
+/// `down --delete-data` without `--yes-delete-data`: say what will be destroyed, and
+/// have the stack's name typed.
+async fn confirm_data_deletion(ctx: &Ctx) -> anyhow::Result<bool> {
+    let usage = crate::resources::bucket::usage(ctx)
+        .await?
+        .unwrap_or_default();
+    let snapshots = crate::resources::snapshots::manual(ctx).await?.len();
+    let has_db = crate::resources::database::find(ctx).await?.is_some();
+    let stack = ctx.stack();
+    eprintln!(
+        "{}",
+        data_deletion_warning(
+            stack,
+            &crate::resources::bucket::name(ctx),
+            &usage,
+            snapshots,
+            has_db
+        )
+    );
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "refusing to destroy the data without a terminal to ask on: pass --yes-delete-data"
+        );
+    }
+    eprint!("Type the stack's name ({stack}) to destroy it: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == stack)
+}
+
+/// What `down --delete-data` says it will destroy, before the stack's name is typed.
+fn data_deletion_warning(
+    stack: &str,
+    bucket: &str,
+    usage: &crate::resources::bucket::Usage,
+    snapshots: usize,
+    has_db: bool,
+) -> String {
+    format!(
+        "This destroys the data of stack {stack}, for good: {} image(s) of {} user(s) ({} in bucket {bucket}), \
+         {snapshots} database snapshot(s){}.",
+        usage.images,
+        usage.owners,
+        crate::engine::context::bytes_text(usage.bytes),
+        if has_db {
+            ", and the database with every user, session and image record"
+        } else {
+            ""
+        }
+    )
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {
@@ -324,4 +575,43 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim() == "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_data_deletion_warning_names_what_goes() {
+        let usage = crate::resources::bucket::Usage {
+            images: 12,
+            owners: 3,
+            bytes: 45_000_000,
+            noncurrent_bytes: 0,
+        };
+        let text =
+            super::data_deletion_warning("photos", "photos-images-1-us-east-1", &usage, 2, true);
+        for part in [
+            "stack photos",
+            "12 image(s) of 3 user(s)",
+            "in bucket photos-images-1-us-east-1",
+            "2 database snapshot(s)",
+            "the database with every user",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from: {text}");
+        }
+        let text = super::data_deletion_warning("photos", "b", &usage, 0, false);
+        assert!(!text.contains("the database with"), "{text}");
+    }
+
+    #[test]
+    fn restore_times_are_rfc3339_or_plain_utc() {
+        use crate::commands::restore::parse_time;
+        assert_eq!(parse_time("2026-12-03T08:00:00Z").unwrap(), 1_796_284_800);
+        assert_eq!(
+            parse_time("2026-12-03T09:00:00+01:00").unwrap(),
+            1_796_284_800
+        );
+        assert_eq!(parse_time("2026-12-03 08:00:00").unwrap(), 1_796_284_800);
+        let err = parse_time("yesterday").unwrap_err().to_string();
+        assert!(err.starts_with("--to-time"), "{err}");
+    }
 }

@@ -53,6 +53,14 @@ pub struct DatabaseSection {
     pub allocated_storage_gb: i32,
     pub backup_retention_days: i32,
     pub deletion_protection: bool,
+    /// How long `provision backup`'s snapshots, older final snapshots and the bucket's
+    /// noncurrent object versions (deleted or overwritten images) are kept.
+    #[serde(default = "default_snapshot_retention_days")]
+    pub snapshot_retention_days: i32,
+}
+
+fn default_snapshot_retention_days() -> i32 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -82,6 +90,45 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+/// AWS's commercial regions (as of 2026-12), the ones a stack may name. A region not here
+/// would only fail later, with the SDK unable to reach an endpoint that does not exist.
+pub const REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -132,16 +179,45 @@ impl StackConfig {
                 ),
             ));
         }
-        let region_ok = self.stack.region.split('-').count() >= 3
-            && self
-                .stack
-                .region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !region_ok {
+        // AWS refuses resource names with these prefixes: load balancers `internal-`,
+        // security groups `sg-`, buckets `sthree-` and `amzn-s3-demo-` (`xn--` holds `--`).
+        for (prefix, what) in [
+            (
+                "internal",
+                "load balancer names may not start with `internal-`",
+            ),
+            ("sg", "security group names may not start with `sg-`"),
+            ("sthree", "bucket names may not start with `sthree-`"),
+            (
+                "amzn-s3-demo",
+                "bucket names may not start with `amzn-s3-demo-`",
+            ),
+        ] {
+            if name == prefix || name.starts_with(&format!("{prefix}-")) {
+                return Err(invalid(
+                    "stack.name",
+                    format!(
+                        "`{name}`: resource names start with it, and {what}; choose another name"
+                    ),
+                ));
+            }
+        }
+        let region = &self.stack.region;
+        if !REGIONS.contains(&region.as_str()) {
+            let shape_ok = region.split('-').count() >= 3
+                && region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             return Err(invalid(
                 "stack.region",
-                format!("`{}` is not a region like us-east-1", self.stack.region),
+                if shape_ok {
+                    format!(
+                        "`{region}` is not an AWS region this provision knows (it knows {})",
+                        REGIONS.join(", ")
+                    )
+                } else {
+                    format!("`{region}` is not a region like us-east-1")
+                },
             ));
         }
         let (_, prefix) =
@@ -227,6 +303,12 @@ impl StackConfig {
             return Err(invalid(
                 "database.backup_retention_days",
                 "backups stay on: 1 to 35 days",
+            ));
+        }
+        if !(1..=3650).contains(&d.snapshot_retention_days) {
+            return Err(invalid(
+                "database.snapshot_retention_days",
+                "1 to 3650 days (backups and deleted images are kept that long)",
             ));
         }
         let b = &self.balancer;
@@ -336,7 +418,34 @@ mod tests {
                 "backup_retention_days = 0",
                 "database.backup_retention_days",
             ),
+            (
+                "snapshot_retention_days = 30",
+                "snapshot_retention_days = 0",
+                "database.snapshot_retention_days",
+            ),
             ("port = 8080", "port = 80", "app.port"),
+            ("name = \"gallery\"", "name = \"internal\"", "stack.name"),
+            (
+                "name = \"gallery\"",
+                "name = \"internal-photos\"",
+                "stack.name",
+            ),
+            ("name = \"gallery\"", "name = \"sg-photos\"", "stack.name"),
+            (
+                "name = \"gallery\"",
+                "name = \"sthree-photos\"",
+                "stack.name",
+            ),
+            (
+                "region = \"us-east-1\"",
+                "region = \"xx-nowhere-9\"",
+                "stack.region",
+            ),
+            (
+                "region = \"us-east-1\"",
+                "region = \"Mars\"",
+                "stack.region",
+            ),
         ] {
             let err = StackConfig::parse(&EXAMPLE.replace(from, to))
                 .unwrap_err()

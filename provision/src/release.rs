@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 
-use crate::aws::{code, AwsResult};
-use crate::context::Ctx;
+use crate::engine::context::Ctx;
+use crate::engine::errors::{code, AwsResult};
 
 pub const PREFIX: &str = "releases/";
 
@@ -106,7 +106,12 @@ pub async fn upload(ctx: &Ctx, bucket: &str, a: &Artifact) -> anyhow::Result<boo
             }
         }
         Err(e) if matches!(code(&e).as_deref(), Some("NoSuchKey") | Some("NotFound")) => {}
-        Err(e) => return Err(crate::aws::explain("reading a release checksum", e)),
+        Err(e) => {
+            return Err(crate::engine::errors::explain(
+                "reading a release checksum",
+                e,
+            ))
+        }
     }
     ctx.progress(
         "release",

@@ -1,7 +1,7 @@
 //! End to end on the local cloud (`localcloud/`, started by `scripts/test`): the real
 //! `provision` binary builds a stack whose instances boot the real release binary from
 //! their user-data, RDS is a real PostgreSQL, target health comes from real probes and
-//! the load balancer really forwards. One test at a time: they change the cloud's settings.
+//! the load balancer really forwards. Tests that change the cloud's settings run alone.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::net::SocketAddr;
@@ -10,9 +10,33 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit};
 
-static SERIAL: Mutex<()> = Mutex::const_new(());
+/// Tests that change the local cloud's settings run alone (`alone`); the others, on its
+/// defaults (the `instant` profile with every AWS behaviour on), two at a time (`shared`):
+/// the machine has two cores, and most of a test's time is waiting for AWS.
+static SETTINGS: RwLock<()> = RwLock::const_new(());
+static SHARED: Semaphore = Semaphore::const_new(2);
+
+async fn alone() -> RwLockWriteGuard<'static, ()> {
+    SETTINGS.write().await
+}
+
+async fn shared() -> (RwLockReadGuard<'static, ()>, SemaphorePermit<'static>) {
+    let read = SETTINGS.read().await;
+    (
+        read,
+        SHARED
+            .acquire()
+            .await
+            .expect("the semaphore is never closed"),
+    )
+}
+
+/// Back to the defaults, after a test that changed them.
+async fn defaults() {
+    settings(json!({"profile": "instant", "throttle_rate": 0.0, "error_rate": 0.0})).await;
+}
 
 fn cloud_url() -> String {
     std::env::var("GALLERY_TEST_LOCALCLOUD").unwrap_or_else(|_| {
@@ -27,6 +51,15 @@ fn artifact() -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The same program as another release: the release binary with `suffix` appended.
+fn another_release(dir: &tempfile::TempDir, suffix: &[u8]) -> PathBuf {
+    let path = dir.path().join("gallery-v2");
+    let mut bytes = std::fs::read(artifact()).unwrap();
+    bytes.extend_from_slice(suffix);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
 async fn cloud(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let client = reqwest::Client::new();
     let mut req = client.request(method, format!("{}/_localcloud/{path}", cloud_url()));
@@ -34,12 +67,10 @@ async fn cloud(method: reqwest::Method, path: &str, body: Option<Value>) -> Valu
         req = req.json(&b);
     }
     let resp = req.send().await.expect("local cloud control API");
-    assert!(
-        resp.status().is_success(),
-        "local cloud {path}: {}",
-        resp.status()
-    );
-    resp.json().await.unwrap()
+    let status = resp.status();
+    let text = resp.text().await.expect("local cloud control API answer");
+    assert!(status.is_success(), "local cloud {path}: {status}: {text}");
+    serde_json::from_str(&text).expect("local cloud control API answers JSON")
 }
 
 async fn settings(value: Value) {
@@ -81,6 +112,21 @@ impl Stack {
             dir,
             output: std::sync::Mutex::new(String::new()),
         }
+    }
+
+    /// Run `min`/`desired`/`max` instances instead of config.toml's 2/2/4.
+    fn sized(self, min: u32, desired: u32, max: u32) -> Stack {
+        let path = self.dir.path().join("config.toml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("min_size = 2", &format!("min_size = {min}"))
+            .replace(
+                "desired_capacity = 2",
+                &format!("desired_capacity = {desired}"),
+            )
+            .replace("max_size = 4", &format!("max_size = {max}"));
+        std::fs::write(&path, text).unwrap();
+        self
     }
 
     /// Run the real binary; returns (exit code, stdout, stderr).
@@ -127,12 +173,32 @@ impl Stack {
         url
     }
 
+    /// Everything goes, the data too.
     async fn down(&self) {
         let (code, stdout, stderr) = self
-            .provision(&["down", "--yes", "--force", "--skip-final-snapshot"])
+            .provision(&[
+                "down",
+                "--yes",
+                "--force",
+                "--delete-data",
+                "--yes-delete-data",
+            ])
             .await;
         assert_eq!(code, 0, "provision down failed:\n{stdout}\n{stderr}");
         assert!(stdout.contains("nothing tagged for it remains"), "{stdout}");
+    }
+
+    /// `down` as a user runs it: everything goes but the data. Returns what it printed.
+    async fn down_keeping_data(&self) -> String {
+        let started = Instant::now();
+        let (code, stdout, stderr) = self.provision(&["down", "--yes", "--force"]).await;
+        assert_eq!(code, 0, "provision down failed:\n{stdout}\n{stderr}");
+        eprintln!(
+            "[{}] down keeping the data: {:.1}s",
+            self.name,
+            started.elapsed().as_secs_f64()
+        );
+        stdout
     }
 
     async fn ec2(&self) -> aws_sdk_ec2::Client {
@@ -296,7 +362,9 @@ fn csrf(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_string()
 }
 
-async fn login(client: &reqwest::Client, base: &str, user: &str, password: &str) {
+/// Logs in; returns the session cookie (`gallery_session=...`), for a test to present
+/// it again from another client.
+async fn login(client: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
     let page = client
         .get(format!("{base}/login"))
         .send()
@@ -315,16 +383,78 @@ async fn login(client: &reqwest::Client, base: &str, user: &str, password: &str)
         .send()
         .await
         .unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("gallery_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(
         r.status(),
         303,
         "login as {user}: {}",
         r.text().await.unwrap_or_default()
     );
+    cookie
+}
+
+/// What `/gallery` answers to a client presenting only `cookie`.
+async fn gallery_with(url: &str, cookie: &str) -> reqwest::StatusCode {
+    let (fresh, base) = browser(url).await;
+    fresh
+        .get(format!("{base}/gallery"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Uploads `testdata/photos/<file>` as `name` through the upload form.
+async fn upload_photo(
+    client: &reqwest::Client,
+    base: &str,
+    file: &str,
+    name: &str,
+    mime: &str,
+) -> reqwest::Response {
+    let page = client
+        .get(format!("{base}/upload"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let photo = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/photos")
+            .join(file),
+    )
+    .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf(&page))
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(photo)
+                .file_name(name.to_string())
+                .mime_str(mime)
+                .unwrap(),
+        );
+    client
+        .post(format!("{base}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Through the load balancer: the admin adds a user, who uploads an image and sees it.
-async fn use_the_gallery(stack: &Stack, url: &str) {
+/// Returns her session cookie.
+async fn use_the_gallery(stack: &Stack, url: &str) -> String {
     let (admin, base) = browser(url).await;
     let waited = wait_ready(&admin, &base, Duration::from_secs(240)).await;
     eprintln!(
@@ -366,35 +496,8 @@ async fn use_the_gallery(stack: &Stack, url: &str) {
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
 
     let (alice, _) = browser(url).await;
-    login(&alice, &base, "alice", "correct horse battery").await;
-    let page = alice
-        .get(format!("{base}/upload"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let photo = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/photos/rocket.jpg"
-    ))
-    .unwrap();
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf(&page))
-        .part(
-            "files",
-            reqwest::multipart::Part::bytes(photo)
-                .file_name("holiday.jpg")
-                .mime_str("image/jpeg")
-                .unwrap(),
-        );
-    let r = alice
-        .post(format!("{base}/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let session = login(&alice, &base, "alice", "correct horse battery").await;
+    let r = upload_photo(&alice, &base, "rocket.jpg", "holiday.jpg", "image/jpeg").await;
     assert_eq!(
         r.status(),
         303,
@@ -468,6 +571,7 @@ async fn use_the_gallery(stack: &Stack, url: &str) {
         psql(stack, "SELECT original_name FROM images JOIN users ON users.id = images.owner_id WHERE users.username = 'alice'").await,
         "holiday.jpg"
     );
+    session
 }
 
 /// Query the stack's database (the local cloud's PostgreSQL behind the RDS endpoint) with
@@ -612,19 +716,12 @@ async fn full_cycle(prefix: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn up_serves_the_gallery_end_to_end_and_down_leaves_nothing() {
-    let _serial = SERIAL.lock().await;
-    settings(json!({"profile": "instant", "throttle_rate": 0.0, "error_rate": 0.0})).await;
-    full_cycle("e2e").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn the_same_with_realistic_delays_and_ten_percent_throttling() {
-    let _serial = SERIAL.lock().await;
+    let _alone = alone().await;
     settings(json!({"profile": "realistic", "throttle_rate": 0.1, "error_rate": 0.0})).await;
     full_cycle("slow").await;
     let status = cloud(reqwest::Method::GET, "status", None).await;
-    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    defaults().await;
     assert!(
         status["injected"]["throttle"].as_u64().unwrap() > 0,
         "no throttling was injected: {status}"
@@ -633,7 +730,7 @@ async fn the_same_with_realistic_delays_and_ten_percent_throttling() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gallery_becomes_ready_by_itself_when_rds_comes_up_after_the_instances() {
-    let _serial = SERIAL.lock().await;
+    let _alone = alone().await;
     settings(json!({"profile": "instant", "delays": {"rds_create": 45}})).await;
     let stack = Stack::new("late", 120);
     let up = {
@@ -677,7 +774,7 @@ async fn the_gallery_becomes_ready_by_itself_when_rds_comes_up_after_the_instanc
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    settings(json!({"profile": "instant"})).await;
+    defaults().await;
     assert!(
         seen_unready,
         "the instances never ran (unhealthy, not ready) while RDS was creating"
@@ -719,8 +816,7 @@ async fn the_gallery_becomes_ready_by_itself_when_rds_comes_up_after_the_instanc
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
-    let _serial = SERIAL.lock().await;
-    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    let _shared = shared().await;
     let stack = Stack::new("kill", 20);
     let url = stack.up().await;
     let (client, base) = browser(&url).await;
@@ -859,6 +955,8 @@ struct Load {
     ok: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicU64,
     failures: std::sync::Mutex<Vec<String>>,
+    /// When each failure happened, with what.
+    failed_at: std::sync::Mutex<Vec<(Instant, String)>>,
 }
 
 fn location_of(r: &reqwest::Response) -> String {
@@ -946,6 +1044,10 @@ async fn generate_load(
                     }
                     Err(why) => {
                         load.failed.fetch_add(1, Ordering::Relaxed);
+                        load.failed_at
+                            .lock()
+                            .unwrap()
+                            .push((Instant::now(), why.clone()));
                         load.failures.lock().unwrap().push(why);
                     }
                 }
@@ -960,18 +1062,14 @@ async fn generate_load(
 async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and_refuses_a_second_deploy(
 ) {
     use std::sync::atomic::Ordering;
-    let _serial = SERIAL.lock().await;
-    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    let _shared = shared().await;
     let stack = Stack::new("roll", 600);
     let url = stack.up().await;
     let v1 = provision::release::inspect(&artifact()).unwrap().version;
     all_run(&stack, &v1).await;
     // v2: the same program, another binary (a byte appended); v3: exits at once.
     let dir = tempfile::tempdir().unwrap();
-    let v2_path = dir.path().join("gallery-v2");
-    let mut bytes = std::fs::read(artifact()).unwrap();
-    bytes.push(0);
-    std::fs::write(&v2_path, bytes).unwrap();
+    let v2_path = another_release(&dir, b"\0");
     let v3_path = dir.path().join("gallery-v3");
     std::fs::copy("/bin/false", &v3_path).unwrap();
     let v2 = provision::release::inspect(&v2_path).unwrap().version;
@@ -1005,7 +1103,12 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (code, _, stderr) = stack
-        .provision(&["deploy", "--artifact", v3_path.to_str().unwrap()])
+        .provision(&[
+            "deploy",
+            "--artifact",
+            v3_path.to_str().unwrap(),
+            "--allow-breaking",
+        ])
         .await;
     assert_ne!(code, 0, "a second deploy ran during the first");
     assert!(
@@ -1028,6 +1131,16 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
     );
     assert_eq!(all_run(&stack, &v2).await.len(), 2);
     assert_terminated(&stack, &before_v2).await;
+    // v2 adds a column (an additive migration, as `deploy` requires): applied here as v2
+    // would at its start, a migration v1 does not know and a column it never names. The
+    // rollback below then boots v1 on that schema, under load, with no failed request.
+    psql(
+        &stack,
+        "ALTER TABLE images ADD COLUMN caption TEXT NOT NULL DEFAULT '';
+         INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (20991231000001, 'images caption (v2)', TRUE, '\\x00'::bytea, 1);",
+    )
+    .await;
     let (code, status, _) = stack.provision(&["status", "--json"]).await;
     assert_eq!(code, 0);
     let status: Value = serde_json::from_str(&status).unwrap();
@@ -1047,6 +1160,8 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
             "deploy",
             "--artifact",
             v3_path.to_str().unwrap(),
+            // It cannot even list its migrations (it is /bin/false).
+            "--allow-breaking",
             "--batch-size",
             "1",
             "--healthy-timeout-secs",
@@ -1106,6 +1221,15 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
         started.elapsed().as_secs_f64()
     );
     assert_eq!(all_run(&stack, &v1).await.len(), 2);
+    assert_eq!(
+        psql(
+            &stack,
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 20991231000001"
+        )
+        .await,
+        "1",
+        "v1 left v2's migration as it is"
+    );
 
     stop.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1131,18 +1255,14 @@ async fn deploy_rolls_out_with_no_failed_request_rolls_back_a_broken_release_and
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_failing_in_a_later_batch_is_rolled_back_on_every_instance() {
     use tokio::io::AsyncBufReadExt;
-    let _serial = SERIAL.lock().await;
-    settings(json!({"profile": "instant", "throttle_rate": 0.0})).await;
+    let _shared = shared().await;
     let stack = Stack::new("batch", 600);
     stack.up().await;
     let v1 = provision::release::inspect(&artifact()).unwrap().version;
     let initial = all_run(&stack, &v1).await;
     assert_eq!(initial.len(), 2);
     let dir = tempfile::tempdir().unwrap();
-    let v2_path = dir.path().join("gallery-v2");
-    let mut bytes = std::fs::read(artifact()).unwrap();
-    bytes.extend_from_slice(b"v2");
-    std::fs::write(&v2_path, bytes).unwrap();
+    let v2_path = another_release(&dir, b"v2");
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
         .arg("--config")
@@ -1275,5 +1395,673 @@ async fn a_release_failing_in_a_later_batch_is_rolled_back_on_every_instance() {
         stdout.contains("No changes"),
         "plan after the rollback:\n{stdout}\n{stderr}"
     );
+    stack.down().await;
+}
+
+/// The whole life of a stack, twice: `up` serves the gallery end to end, `down` leaves
+/// nothing, and `up` again at once with the same name works, although AWS keeps a
+/// force-deleted secret's name and a deleted bucket's name busy for a while and remembers
+/// client tokens. The instances of both stacks boot although their role's credentials
+/// appear seconds late (IMDS answers 404 meanwhile). No secret in any output or console.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_serves_end_to_end_then_down_and_up_again_at_once_with_late_credentials() {
+    let _alone = alone().await;
+    settings(json!({"profile": "instant", "throttle_rate": 0.0, "aws": {"imds_credentials_delay": 8, "name_reuse_lag": 8, "listing_lag": 8}})).await;
+    let stack = Stack::new("again", 60);
+    let url = stack.up().await;
+    let alice = use_the_gallery(&stack, &url).await;
+    assert_eq!(
+        gallery_with(&url, &alice).await,
+        200,
+        "alice's session cookie is a live session"
+    );
+    for id in in_service(&stack).await {
+        let console = stack.console(&id).await;
+        assert!(
+            console.contains("waiting for the instance role's credentials"),
+            "{id} did not wait for its credentials:\n{console}"
+        );
+    }
+    let first: Vec<String> = stack
+        .instances()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    // `down` keeps the data (and says what it costs); `up` at once brings it back.
+    let said = stack.down_keeping_data().await;
+    assert!(said.contains("Kept, the data of stack"), "{said}");
+    assert!(said.contains("1 image(s) of 1 user(s)"), "{said}");
+    assert!(said.contains("db-snapshot"), "{said}");
+    assert!(said.contains("a month"), "{said}");
+    let (code, plan, _) = stack.provision(&["plan"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        plan.contains("will be restored from snapshot"),
+        "plan shows the restore:\n{plan}"
+    );
+    let started = Instant::now();
+    let url = stack.up().await;
+    eprintln!(
+        "[{}] up again at once after down, restoring the data: {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    the_gallery_came_back(&stack, &url).await;
+    assert_eq!(
+        gallery_with(&url, &alice).await,
+        303,
+        "the sessions the snapshot held ended with the restore (alice is sent to log in)"
+    );
+    let serving = in_service(&stack).await;
+    assert!(
+        serving.iter().all(|id| !first.contains(id)),
+        "the new stack runs new instances: {serving:?}, the old were {first:?}"
+    );
+    let ids: Vec<String> = stack
+        .instances()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let (code, _, _) = stack.provision(&["status", "--json"]).await;
+    assert_eq!(code, 0);
+    assert_no_secret_in_output(&stack, &ids).await;
+    restore_to_a_time_brings_back_what_was_deleted(&stack, &url).await;
+    let ids: Vec<String> = stack
+        .instances()
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    stack.down().await;
+    assert_nothing_runs(&ids).await;
+    defaults().await;
+}
+
+/// After `down` and `up`: the users `use_the_gallery` made log in with the same
+/// passwords, and alice's photo is there, byte for byte.
+async fn the_gallery_came_back(stack: &Stack, url: &str) {
+    let (admin, base) = browser(url).await;
+    wait_ready(&admin, &base, Duration::from_secs(240)).await;
+    login(&admin, &base, "admin", &stack.admin_password().await).await;
+    let (alice, _) = browser(url).await;
+    login(&alice, &base, "alice", "correct horse battery").await;
+    let gallery = alice
+        .get(format!("{base}/gallery"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = gallery
+        .find("<img src=\"/images/")
+        .unwrap_or_else(|| panic!("alice's photo is back in her gallery:\n{gallery}"))
+        + 10;
+    let id = gallery[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .trim_start_matches("/images/")
+        .trim_end_matches("/thumb")
+        .to_string();
+    let r = alice
+        .get(format!("{base}/images/{id}/original"))
+        .send()
+        .await
+        .unwrap();
+    let r = if r.status().is_redirection() {
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        reqwest::get(&location).await.unwrap()
+    } else {
+        r
+    };
+    assert_eq!(r.status(), 200);
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/photos/rocket.jpg"
+    ))
+    .unwrap();
+    assert!(
+        r.bytes().await.unwrap() == photo,
+        "the original came back byte for byte"
+    );
+}
+
+/// `restore --to-time`: after T alice deletes her photo, the admin deletes bob and alice
+/// uploads another; the restore brings the database and the images back as they were at
+/// T, serving a 503 page (and nothing else wrong) meanwhile.
+async fn restore_to_a_time_brings_back_what_was_deleted(stack: &Stack, url: &str) {
+    let (admin, base) = browser(url).await;
+    login(&admin, &base, "admin", &stack.admin_password().await).await;
+    let form = admin
+        .get(format!("{base}/admin/users/new"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = admin
+        .post(format!("{base}/admin/users"))
+        .form(&[
+            ("csrf", csrf(&form).as_str()),
+            ("username", "bob"),
+            ("password", "bob's long password"),
+            ("full_name", "Bob"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // A backup now, for `restore --snapshot` below.
+    let (code, taken, err) = stack.provision(&["backup", "--json"]).await;
+    assert_eq!(code, 0, "backup: {err}");
+    let taken: Value = serde_json::from_str(&taken).unwrap();
+    let snapshot = taken["snapshot"]["id"].as_str().unwrap().to_string();
+    let (alice, _) = browser(url).await;
+    login(&alice, &base, "alice", "correct horse battery").await;
+    let gallery = alice
+        .get(format!("{base}/gallery"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = gallery.find("<img src=\"/images/").expect("alice's photo") + 10;
+    let id = gallery[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .trim_start_matches("/images/")
+        .trim_end_matches("/thumb")
+        .to_string();
+
+    // T: a restore point is taken every second here (AWS: the logs of the last 5 minutes).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let page = alice
+        .get(format!("{base}/images/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = alice
+        .post(format!("{base}/images/{id}/delete"))
+        .form(&[("csrf", csrf(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "alice deletes her photo");
+    let bob = psql(stack, "SELECT id FROM users WHERE username = 'bob'").await;
+    let confirm = admin
+        .get(format!("{base}/admin/users/{bob}/delete"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = admin
+        .post(format!("{base}/admin/users/{bob}/delete"))
+        .form(&[("csrf", csrf(&confirm).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the admin deletes bob");
+    let r = upload_photo(&alice, &base, "camera.png", "after.png", "image/png").await;
+    assert_eq!(r.status(), 303, "alice uploads another photo after T");
+    assert_eq!(
+        psql(stack, "SELECT COUNT(*) FROM users WHERE username = 'bob'").await,
+        "0"
+    );
+
+    // Meanwhile a visitor keeps asking: the gallery's page, or the 503 page, never another.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = {
+        let (visitor, base) = browser(url).await;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut restoring, mut wrong) = (0u32, 0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match visitor.get(format!("{base}/login")).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) if r.status() == 503 => {
+                        let body = r.text().await.unwrap_or_default();
+                        if body.contains("The gallery is being restored") {
+                            restoring += 1;
+                        } else {
+                            wrong.push(format!("503: {body}"));
+                        }
+                    }
+                    Ok(r) => wrong.push(format!("{}", r.status())),
+                    Err(e) => wrong.push(format!("{e}")),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (ok, restoring, wrong)
+        })
+    };
+    let when = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let started = Instant::now();
+    let restore_args = [
+        "restore",
+        "--to-time",
+        &when,
+        "--yes",
+        "--healthy-timeout-secs",
+        "300",
+    ];
+    // Killed right after its first rename (the stack then has no `<stack>-db`), ...
+    let killed_output = {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .arg("--config")
+            .arg(stack.dir.path().join("config.toml"))
+            .args(["--endpoint", &cloud_url(), "--poll-secs", "0.5"])
+            .args(restore_args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut said = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            said.push_str(&line);
+            said.push('\n');
+            if line.contains("renamed to") {
+                child.start_kill().unwrap();
+                break;
+            }
+        }
+        let _ = child.wait().await;
+        said
+    };
+    assert!(
+        killed_output.contains("renamed to")
+            && killed_output.contains("1 brought back, 1 added since hidden"),
+        "the first run got as far as its first rename:\n{killed_output}"
+    );
+    // ... the gallery still answers 503, `up` refuses to touch the stack, ...
+    let (code, _, err) = stack.provision(&["up", "--no-wait"]).await;
+    assert_eq!(code, 1, "up during an interrupted restore: {err}");
+    assert!(err.contains("was interrupted"), "{err}");
+    // ... and the same command (once the dead run's lock is broken) finishes it.
+    let (code, _, _) = stack.provision(&["unlock"]).await;
+    assert_eq!(code, 0);
+    let (code, out, err) = stack.provision(&restore_args).await;
+    eprintln!(
+        "[{}] restore --to-time, killed after its first rename and run again: {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, restoring, wrong) = seen.await.unwrap();
+    assert_eq!(code, 0, "restore run again:\n{out}\n{err}");
+    assert!(err.contains("resuming the restore under way"), "{err}");
+    assert!(out.contains("Removed the previous database"), "{out}");
+    assert!(
+        wrong.is_empty(),
+        "answers during the restore that were neither the gallery nor the 503 page: {wrong:?}"
+    );
+    assert!(
+        restoring > 0 && ok > 0,
+        "the visitor saw the 503 page {restoring} time(s), the gallery {ok}"
+    );
+
+    // As at T: bob is back, alice's photo is back byte for byte, the later one is not.
+    let (bob_again, _) = browser(url).await;
+    login(&bob_again, &base, "bob", "bob's long password").await;
+    let (alice, _) = browser(url).await;
+    login(&alice, &base, "alice", "correct horse battery").await;
+    let gallery = alice
+        .get(format!("{base}/gallery"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        gallery.matches("<img src=\"/images/").count(),
+        1,
+        "only the photo of T:\n{gallery}"
+    );
+    assert!(
+        gallery.contains(&format!("/images/{id}/thumb")),
+        "{gallery}"
+    );
+    let r = alice
+        .get(format!("{base}/images/{id}/original"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let bytes = reqwest::get(&location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/photos/rocket.jpg"
+    ))
+    .unwrap();
+    assert!(bytes == photo, "alice's original is back byte for byte");
+    let (code, backups, _) = stack.provision(&["backups"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        backups.contains("-prev-"),
+        "the previous database's final snapshot is listed:\n{backups}"
+    );
+
+    // `restore --snapshot` of the backup, keeping the database it replaces: a photo
+    // uploaded since is hidden again; the previous database stays until `down`.
+    let r = upload_photo(&alice, &base, "camera.png", "later.png", "image/png").await;
+    assert_eq!(r.status(), 303);
+    let started = Instant::now();
+    let (code, out, err) = stack
+        .provision(&[
+            "restore",
+            "--snapshot",
+            &snapshot,
+            "--keep-old",
+            "--yes",
+            "--healthy-timeout-secs",
+            "300",
+        ])
+        .await;
+    eprintln!(
+        "[{}] restore --snapshot --keep-old: {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(code, 0, "restore --snapshot:\n{out}\n{err}");
+    assert!(
+        out.contains("0 image(s) brought back, 1 added since hidden"),
+        "{out}"
+    );
+    assert!(out.contains("Kept the previous database"), "{out}");
+    let (alice, _) = browser(url).await;
+    login(&alice, &base, "alice", "correct horse battery").await;
+    let gallery = alice
+        .get(format!("{base}/gallery"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        gallery.matches("<img src=\"/images/").count(),
+        1,
+        "as the backup holds it:\n{gallery}"
+    );
+    let (code, status, _) = stack.provision(&["status", "--json"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        status.contains("-db-prev-"),
+        "the kept previous database is the stack's: {status}"
+    );
+}
+
+/// The zone of each in-service instance of the group.
+async fn zones(stack: &Stack) -> std::collections::BTreeMap<String, usize> {
+    let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(format!("{}-asg", stack.name))
+        .send()
+        .await
+        .unwrap();
+    let mut count = std::collections::BTreeMap::new();
+    for i in out.auto_scaling_groups().iter().flat_map(|g| g.instances()) {
+        if i.lifecycle_state().map(|s| s.as_str()) == Some("InService") {
+            *count
+                .entry(i.availability_zone().unwrap_or_default().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    count
+}
+
+/// Four instances over two zones (chosen among those offering the instance type: the
+/// local cloud's `us-east-1a` offers no t3), a deploy one at a time under load while
+/// AZRebalance is on: the roll suspends it, keeps the zones balanced, resumes it, and
+/// ends with exactly four instances, all on the new release, two per zone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_four_instance_deploy_across_two_zones_is_not_disturbed_by_az_rebalance() {
+    use std::sync::atomic::Ordering;
+    let _shared = shared().await;
+    let stack = Stack::new("zones", 600).sized(4, 4, 6);
+    let url = stack.up().await;
+    let v1 = provision::release::inspect(&artifact()).unwrap().version;
+    assert_eq!(all_run(&stack, &v1).await.len(), 4);
+    let before = zones(&stack).await;
+    assert_eq!(
+        before.values().copied().collect::<Vec<_>>(),
+        vec![2, 2],
+        "{before:?}"
+    );
+    assert!(
+        !before.contains_key("us-east-1a"),
+        "a zone without t3: {before:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let v2_path = another_release(&dir, b"zones");
+    let v2 = provision::release::inspect(&v2_path).unwrap().version;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let password = stack.admin_password().await;
+    let load = generate_load(&url, &password, 10, stop.clone()).await;
+    let started = Instant::now();
+    let (code, stdout, stderr) = stack
+        .provision(&[
+            "deploy",
+            "--artifact",
+            v2_path.to_str().unwrap(),
+            "--batch-size",
+            "1",
+            "--healthy-timeout-secs",
+            "120",
+        ])
+        .await;
+    assert_eq!(code, 0, "deploy:\n{stdout}\n{stderr}");
+    eprintln!(
+        "[{}] deploy over 4 instances in 2 zones: {:.1}s",
+        stack.name,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        stderr.contains("suspended AZRebalance") && stderr.contains("resumed AZRebalance"),
+        "{stderr}"
+    );
+    // AZRebalance is back on: give it time to act on any imbalance, then count.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = all_run(&stack, &v2).await;
+    assert_eq!(after.len(), 4, "exactly the desired count: {after:?}");
+    assert_eq!(
+        group_instances(&stack, &["Pending", "InService", "Terminating"])
+            .await
+            .len(),
+        4
+    );
+    let balanced = zones(&stack).await;
+    assert_eq!(
+        balanced.values().copied().collect::<Vec<_>>(),
+        vec![2, 2],
+        "{balanced:?}"
+    );
+    let asg = aws_sdk_autoscaling::Client::new(&sdk_config().await);
+    let group = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(format!("{}-asg", stack.name))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        group.auto_scaling_groups()[0]
+            .suspended_processes()
+            .is_empty(),
+        "processes left suspended"
+    );
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (ok, failed) = (
+        load.ok.load(Ordering::Relaxed),
+        load.failed.load(Ordering::Relaxed),
+    );
+    eprintln!("[{}] load: {ok} requests ok, {failed} failed", stack.name);
+    assert!(ok > 50, "the load generator hardly ran: {ok}");
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}",
+        load.failures.lock().unwrap()
+    );
+    stack.down().await;
+}
+
+/// A two-minute database outage (a maintenance reboot) under 20 browsing clients: no
+/// instance is terminated (readiness is about the instance, not its database), pages
+/// answer 503 only while the database is down, and none fails once it has been back for
+/// 30 s. A wedged instance (its process up, answering nothing) is still replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_terminates_no_instance_while_a_wedged_one_is_replaced() {
+    use std::sync::atomic::Ordering;
+    let _shared = shared().await;
+    let stack = Stack::new("blink", 20);
+    let url = stack.up().await;
+    let (client, base) = browser(&url).await;
+    wait_ready(&client, &base, Duration::from_secs(120)).await;
+    let before = in_service(&stack).await;
+    assert_eq!(before.len(), 2);
+    let password = stack.admin_password().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = generate_load(&url, &password, 20, stop.clone()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let db = format!("{}-db", stack.name);
+    let outage_secs = 120;
+    let down_at = Instant::now();
+    cloud(
+        reqwest::Method::POST,
+        &format!("databases/{db}/outage"),
+        Some(json!({"seconds": outage_secs})),
+    )
+    .await;
+    // Back once the local cloud reports the database available again.
+    let back_at = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = cloud(reqwest::Method::GET, "status", None).await;
+        let state = status["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == db.as_str())
+            .map(|d| d["state"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        if down_at.elapsed() > Duration::from_secs(5) && state == "available" {
+            break Instant::now();
+        }
+        assert!(
+            down_at.elapsed() < Duration::from_secs(outage_secs + 60),
+            "the database never came back"
+        );
+    };
+    // Serving again within 30 s, then nothing fails for 20 s.
+    let deadline = back_at + Duration::from_secs(30);
+    loop {
+        let r = client.get(format!("{base}/gallery")).send().await;
+        if r.is_ok_and(|r| r.status() == 302 || r.status() == 200 || r.status() == 303) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not serving 30 s after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let quiet_from = Instant::now().max(back_at + Duration::from_secs(30));
+    tokio::time::sleep(quiet_from + Duration::from_secs(20) - Instant::now()).await;
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let failures = load.failed_at.lock().unwrap().clone();
+    let during: Vec<&(Instant, String)> = failures
+        .iter()
+        .filter(|(t, _)| *t < back_at + Duration::from_secs(30))
+        .collect();
+    let after: Vec<&(Instant, String)> =
+        failures.iter().filter(|(t, _)| *t >= quiet_from).collect();
+    eprintln!(
+        "[{}] outage {outage_secs}s: {} requests ok, {} failed during it (all 503), {} after",
+        stack.name,
+        load.ok.load(Ordering::Relaxed),
+        during.len(),
+        after.len()
+    );
+    assert!(!during.is_empty(), "the outage was not seen");
+    for (t, why) in &during {
+        assert!(
+            why.contains(": 503 ") && *t >= down_at,
+            "only 503 pages while the database is down, got: {why}"
+        );
+    }
+    assert!(
+        after.is_empty(),
+        "failures once the database was back: {after:?}"
+    );
+    assert_eq!(
+        in_service(&stack).await,
+        before,
+        "an instance was replaced during the outage"
+    );
+    assert!(stack
+        .instances()
+        .await
+        .iter()
+        .all(|(id, s)| !before.contains(id) || s == "running"));
+
+    // A wedged instance: its process stopped, answering nothing. Its target turns
+    // unhealthy and Auto Scaling replaces it.
+    let victim = before[0].clone();
+    let frozen = cloud(
+        reqwest::Method::POST,
+        &format!("instances/{victim}/freeze"),
+        Some(json!({"match": "gallery serve"})),
+    )
+    .await;
+    assert!(frozen["stopped"].as_u64().unwrap() > 0, "{frozen}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let states = stack.instances().await;
+        let replaced = states
+            .iter()
+            .any(|(id, s)| id == &victim && (s == "terminated" || s == "shutting-down"));
+        let fresh = stack
+            .target_health()
+            .await
+            .into_iter()
+            .any(|(id, s)| !before.contains(&id) && s == "healthy");
+        if replaced && fresh {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the wedged instance was not replaced: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     stack.down().await;
 }

@@ -86,10 +86,20 @@ start_postgres() {
   [ "$(id -u)" = 0 ] && chown postgres "$WORK" "$PG_DATA"
   as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1 \
     || { cat "$WORK/initdb.log"; die "initdb failed"; }
-  # TLS is required for TCP clients, as on RDS (rds.force_ssl): the app must speak it.
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
-    -keyout "$PG_DATA/server.key" -out "$PG_DATA/server.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  # TLS is required for TCP clients, as on RDS (rds.force_ssl): the app must speak it, and
+  # verify it: the server's certificate is signed by a CA of the suite's own, which the
+  # tests trust (sslmode=verify-full), as the app trusts the RDS CAs on AWS.
+  PG_CA="$WORK/postgres-ca.crt"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=gallery test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    -keyout "$WORK/postgres-ca.key" -out "$PG_CA" >/dev/null 2>&1 || die "openssl could not make a CA"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$PG_DATA/server.key" -out "$WORK/server.csr" >/dev/null 2>&1 || die "openssl could not make a key"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$WORK/server.ext"
+  openssl x509 -req -in "$WORK/server.csr" -CA "$PG_CA" -CAkey "$WORK/postgres-ca.key" -CAcreateserial \
+    -days 2 -extfile "$WORK/server.ext" -out "$PG_DATA/server.crt" >/dev/null 2>&1 || die "openssl could not sign a certificate"
   chmod 600 "$PG_DATA/server.key"
+  chmod 644 "$PG_CA"
   [ "$(id -u)" = 0 ] && chown postgres "$PG_DATA/server.key" "$PG_DATA/server.crt"
   cat >>"$PG_DATA/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
@@ -107,7 +117,8 @@ hostssl all all 127.0.0.1/32 trust
 HBA
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$WORK/pg.log" -w -t 60 start >/dev/null \
     || { cat "$WORK/pg.log"; die "PostgreSQL did not start"; }
-  GALLERY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=require"
+  GALLERY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=verify-full&sslrootcert=$PG_CA"
+  GALLERY_TEST_POSTGRES_CA="$PG_CA"
 }
 
 start_moto() {
@@ -149,4 +160,23 @@ start_localcloud() {
   done
   cat "$WORK/localcloud.log"
   die "the local cloud did not start"
+}
+
+# Every request the suite sent was checked against AWS's service models by the local
+# cloud (localcloud/validate.py); one that AWS would refuse fails the suite, even if the
+# code under test coped with the refusal.
+check_requests_valid() {
+  local report
+  report="$(python3 - "$LOCALCLOUD_URL" <<'PY'
+import json, sys, urllib.request
+status = json.load(urllib.request.urlopen(sys.argv[1] + "/_localcloud/status"))
+faults = status["injected"]
+print(f"{faults['violations']} request(s) AWS would refuse; {faults['lost_answers']} answers lost, "
+      f"{faults['refused_not_visible']} calls refused as not yet visible, {faults['tokens_replayed']} client tokens replayed")
+for v in faults["violation_list"]:
+    print(f"  {v['operation']}: {v['code']}: {v['message']}")
+sys.exit(1 if faults["violations"] else 0)
+PY
+)" || { echo "$report"; die "requests the local cloud refused as invalid (see localcloud/README.md, request validation)"; }
+  echo "==> local cloud: $report"
 }

@@ -28,6 +28,38 @@ impl DbSessionStore {
     }
 }
 
+/// After the database was restored (`restore` names the restore, from the secret
+/// `provision` writes): end every session, once per restore however many instances boot
+/// on it. Returns how many sessions this call ended (0 when an earlier boot did it).
+pub async fn end_all_after_restore(db: &Db, restore: &str) -> Result<u64, sqlx::Error> {
+    let mut tx = db.pool()?.begin().await?;
+    // The restore first: a boot that finds it recorded touches no session (concurrent
+    // boots wait on its key, not on every session row).
+    let recorded = sqlx::query(
+        "INSERT INTO restores (id, sessions_ended, at) VALUES ($1, 0, $2) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(restore)
+    .bind(OffsetDateTime::now_utc().unix_timestamp())
+    .execute(&mut *tx)
+    .await?;
+    if recorded.rows_affected() == 0 {
+        // Ended before: sessions made since are live ones, keep them.
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let ended = sqlx::query("DELETE FROM sessions")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("UPDATE restores SET sessions_ended = $1 WHERE id = $2")
+        .bind(ended as i64)
+        .bind(restore)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }

@@ -42,15 +42,7 @@ async fn server_becomes_ready_when_the_database_appears() {
         ]
         .map(String::from),
     );
-    use clap::Parser;
-    let cli = gallery::cli::Cli::try_parse_from(&argv).unwrap();
-    let Some(gallery::cli::Command::Serve(serve)) = cli.command else {
-        unreachable!()
-    };
-    let config = gallery::config::Config::from_args(&cli.data, &serve).unwrap();
-    let app = gallery::Application::build(config).await.unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let base = start_from_argv(&argv).await;
 
     let c = browser();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -130,34 +122,39 @@ async fn database_and_admin_password_come_from_secrets_that_fill_in_later() {
         .unwrap()
         .to_string();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_gallery"))
-        .args([
-            "--database-secret-arn",
-            &db_arn,
-            "--aws-endpoint",
-            &endpoint,
-            "--aws-region",
-            "us-east-1",
-        ])
-        .args(["--storage", &data.storage])
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--admin-secret-arn",
-            &admin_arn,
-        ])
-        .env_remove("GALLERY_ADMIN_PASSWORD")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let spawn = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = std::process::Command::new(env!("CARGO_BIN_EXE_gallery"))
+            .args([
+                "--database-secret-arn",
+                &db_arn,
+                "--aws-endpoint",
+                &endpoint,
+                "--aws-region",
+                "us-east-1",
+                "--database-ca-file",
+                &std::env::var("GALLERY_TEST_POSTGRES_CA").unwrap(),
+            ])
+            .args(["--storage", &data.storage])
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--admin-secret-arn",
+                &admin_arn,
+            ])
+            .env_remove("GALLERY_ADMIN_PASSWORD")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (server, format!("http://127.0.0.1:{port}"))
+    };
+    let (server, base) = spawn();
     let c = browser();
     let mut alive = false;
     for _ in 0..100 {
@@ -182,29 +179,70 @@ async fn database_and_admin_password_come_from_secrets_that_fill_in_later() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 
+    let put = |value: serde_json::Value| {
+        sm.put_secret_value()
+            .secret_id(&db_arn)
+            .secret_string(value.to_string())
+            .send()
+    };
     let mut ready = pending.clone();
     ready["host"] = serde_json::json!(pg.host_str().unwrap());
-    sm.put_secret_value()
-        .secret_id(&db_arn)
-        .secret_string(ready.to_string())
-        .send()
-        .await
-        .unwrap();
+    put(ready.clone()).await.unwrap();
     wait_ready(&base).await;
+    let before = browser();
     assert_eq!(
-        login(&base, &browser(), "admin", "from-the-secret-1")
+        login(&base, &before, "admin", "from-the-secret-1")
             .await
             .status(),
         StatusCode::SEE_OTHER
     );
+    let mut printed = String::new();
+    let mut stop = |server: std::process::Child| {
+        let mut server = server;
+        let _ = server.kill();
+        let out = server.wait_with_output().unwrap();
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+        printed.push_str(&String::from_utf8_lossy(&out.stderr));
+    };
+    let logged_in = |client: reqwest::Client, base: String| async move {
+        let r = client.get(format!("{base}/gallery")).send().await.unwrap();
+        r.status() == StatusCode::OK
+    };
+    assert!(logged_in(before.clone(), base.clone()).await);
 
-    let _ = server.kill();
-    let out = server.wait_with_output().unwrap();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // `provision` restored the database from a snapshot and said so in the secret: the
+    // sessions the snapshot held end once, sessions made after that restore live on.
+    ready["restored"] = serde_json::json!("snapshot-1 at 2026-12-03T08:00:00Z");
+    put(ready.clone()).await.unwrap();
+    stop(server);
+    // Two instances boot on the restored database at once, as a fleet does.
+    let ((server, base), (twin, twin_base)) = (spawn(), spawn());
+    wait_ready(&base).await;
+    wait_ready(&twin_base).await;
+    assert!(
+        !logged_in(before.clone(), base.clone()).await,
+        "a session from before the restore is ended"
     );
+    let after = browser();
+    assert_eq!(
+        login(&base, &after, "admin", "from-the-secret-1")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        logged_in(after.clone(), twin_base.clone()).await,
+        "the other instance honours the session made since"
+    );
+    stop(server);
+    stop(twin);
+    let (server, base) = spawn();
+    wait_ready(&base).await;
+    assert!(
+        logged_in(after.clone(), base.clone()).await,
+        "the next boot on the same restore keeps the sessions made since"
+    );
+    stop(server);
     assert!(
         !printed.contains("from-the-secret-1") && !printed.contains("unused-by-trust-auth"),
         "a secret reached the output"

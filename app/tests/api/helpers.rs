@@ -432,6 +432,20 @@ impl TestApp {
     }
 }
 
+/// Start the server from a whole command line (`gallery ... serve ...`), without waiting
+/// for it to be ready; returns its base URL.
+pub async fn start_from_argv(argv: &[String]) -> String {
+    let cli = Cli::try_parse_from(argv).expect("test arguments parse");
+    let Some(Command::Serve(serve)) = cli.command else {
+        unreachable!()
+    };
+    let config = Config::from_args(&cli.data, &serve).expect("valid test config");
+    let app = Application::build(config).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr().expect("addr"));
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    base
+}
+
 pub fn browser() -> Client {
     Client::builder()
         .cookie_store(true)

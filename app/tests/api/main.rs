@@ -10,6 +10,7 @@ mod helpers;
 mod abuse;
 mod admin;
 mod auth;
+mod database;
 mod failures;
 mod gallery;
 mod health;

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::context::Ctx;
-use crate::scan::{self, Found};
+use crate::engine::context::Ctx;
+use crate::resources::scan::{self, Found};
 
 #[derive(Serialize)]
 pub struct Status {
@@ -34,13 +34,13 @@ pub struct Target {
 pub async fn status(ctx: &Ctx) -> anyhow::Result<Status> {
     super::preflight(ctx).await?;
     let resources = scan::tagged(ctx).await?;
-    let url = crate::balancer::find_load_balancer(ctx)
+    let url = crate::resources::balancer::find_load_balancer(ctx)
         .await?
         .and_then(|lb| {
             lb.dns_name()
-                .map(|d| format!("{}/", crate::launch::public_url(ctx, d)))
+                .map(|d| format!("{}/", crate::resources::launch::public_url(ctx, d)))
         });
-    let targets = crate::balancer::target_health(ctx)
+    let targets = crate::resources::balancer::target_health(ctx)
         .await?
         .into_iter()
         .map(|(instance, state, reason)| Target {
@@ -49,19 +49,21 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<Status> {
             reason,
         })
         .collect();
-    let release = match crate::fleet::find(ctx).await? {
+    let release = match crate::resources::fleet::find(ctx).await? {
         Some(g) => match g
             .launch_template()
             .and_then(|l| Some((l.launch_template_id()?, l.version()?.parse::<i64>().ok()?)))
         {
-            Some((id, version)) => Some(crate::deploy::release_of_version(ctx, id, version).await?),
+            Some((id, version)) => {
+                Some(crate::commands::deploy::release_of_version(ctx, id, version).await?)
+            }
             None => None,
         },
         None => None,
     };
     let mut instances = Vec::new();
-    for id in crate::fleet::live_instances(ctx).await? {
-        let release = crate::fleet::release_of_instance(ctx, &id).await?;
+    for id in crate::resources::fleet::live_instances(ctx).await? {
+        let release = crate::resources::fleet::release_of_instance(ctx, &id).await?;
         instances.push(Instance {
             instance: id,
             release,

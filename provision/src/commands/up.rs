@@ -1,8 +1,8 @@
 //! `plan` and `up`: read the stack, show or apply the difference. A no-op `up` makes only
 //! read calls: it plans first and takes the lock only when there is something to change.
 
-use crate::context::{Ctx, Mode};
-use crate::graph::{self, Change, Node};
+use crate::engine::context::{Ctx, Mode};
+use crate::engine::graph::{self, Change, Node};
 
 pub struct Outcome {
     pub changes: Vec<(Node, Change)>,
@@ -12,7 +12,7 @@ pub struct Outcome {
 /// Walk the graph in `ctx.mode`; the first failure stops new nodes and is returned.
 pub async fn walk(ctx: &Ctx) -> anyhow::Result<Vec<(Node, Change)>> {
     super::preflight(ctx).await?;
-    let results = graph::walk(false, |n| super::ensure(ctx, n)).await;
+    let results = graph::walk(false, |n| crate::resources::ensure(ctx, n)).await;
     let mut changes = Vec::new();
     let mut errors = Vec::new();
     for (node, r) in results {
@@ -66,17 +66,22 @@ pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outc
         });
     }
     debug_assert_eq!(applier.mode, Mode::Apply);
-    let guard = crate::lock::acquire(applier, "up").await?;
-    let result = walk(applier).await;
+    let guard = crate::engine::lock::acquire(applier, "up").await?;
+    let mut result = walk(applier).await;
+    if result.is_ok() {
+        if let Err(e) = settle(applier).await {
+            result = Err(e);
+        }
+    }
     guard.stop().await;
-    let released = crate::lock::release(applier).await;
+    let released = crate::engine::lock::release(applier).await;
     let changes = result?;
     released?;
     // The URL is worth printing once it serves: wait for the fleet to pass health checks.
     // (A stack scaled to zero instances has nothing to wait for.)
     let want = usize::try_from(applier.config.app.desired_capacity).unwrap_or(0);
     if wait && want > 0 {
-        crate::balancer::wait_healthy(applier, want).await?;
+        crate::resources::balancer::wait_healthy(applier, want).await?;
     }
     Ok(Outcome {
         changes: changes
@@ -84,5 +89,54 @@ pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outc
             .filter(|(_, c)| c.is_change() || matches!(c, Change::Note(_)))
             .collect(),
         url: super::url(applier),
+    })
+}
+
+/// Wait (bounded) until the stack's EC2 resources are listed by their tags: AWS lists a new
+/// resource only after a while, and the next command (a `plan` at once, another `up`)
+/// finds resources by tag, so it would not see what this run made and make it again.
+async fn settle(ctx: &Ctx) -> anyhow::Result<()> {
+    let o = ctx.out();
+    let want: Vec<String> = [
+        o.vpc,
+        o.igw,
+        o.nat,
+        o.public_route_table,
+        o.private_route_table,
+        o.s3_endpoint,
+        o.lb_sg,
+        o.app_sg,
+        o.db_sg,
+        o.launch_template_id,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(o.public_subnets)
+    .chain(o.private_subnets)
+    .filter(|id| id != crate::engine::context::PLANNED)
+    .collect();
+    let missing = std::sync::Mutex::new(Vec::new());
+    let waited = crate::engine::retry::wait_for(
+        "the stack's new resources to be listed by their tags",
+        ctx.timing,
+        ctx.timing.visibility,
+        || async {
+            let listed = crate::engine::context::ids(&crate::resources::scan::tagged(ctx).await?);
+            let unlisted: Vec<String> = want
+                .iter()
+                .filter(|id| !listed.contains(*id))
+                .cloned()
+                .collect();
+            let done = unlisted.is_empty();
+            if let Ok(mut m) = missing.lock() {
+                *m = unlisted;
+            }
+            Ok(done.then_some(()))
+        },
+    )
+    .await;
+    waited.map_err(|e| {
+        let unlisted = missing.lock().map(|m| m.join(", ")).unwrap_or_default();
+        anyhow::anyhow!("{e} (not listed: {unlisted})")
     })
 }

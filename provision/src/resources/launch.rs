@@ -5,6 +5,7 @@
 //! against it, and every change of the group's version (a deploy, its rollback) moves it,
 //! so a deploy that rolled itself back leaves no newer broken version for `up` to adopt.
 
+use crate::resources::scan::{found, Found};
 use aws_sdk_ec2::types::{
     InstanceType, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest,
@@ -13,11 +14,12 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine;
 
-use crate::aws::{code, explain, AwsResult};
-use crate::context::{Ctx, PLANNED, ROLE_TAG, STACK_TAG};
-use crate::graph::Change;
+use crate::engine::context::{Ctx, PLANNED, ROLE_TAG, STACK_TAG};
+use crate::engine::errors::{code, explain, AwsResult};
+use crate::engine::graph::Change;
+use crate::engine::retry::{until_visible, EC2_NOT_YET};
+use crate::engine::tags::{ec2_filters, ec2_tags};
 use crate::release;
-use crate::tags::{ec2_filters, ec2_tags};
 use crate::templates;
 
 pub const AL2023_PARAMETER: &str =
@@ -98,15 +100,20 @@ pub async fn find(ctx: &Ctx) -> anyhow::Result<Option<Current>> {
         return Ok(None);
     };
     let id = lt.launch_template_id().unwrap_or_default().to_string();
-    let versions = ctx
-        .aws
-        .ec2
-        .describe_launch_template_versions()
-        .launch_template_id(&id)
-        .versions("$Default")
-        .send()
-        .await
-        .aws(format!("reading launch template {id}"))?;
+    let versions = until_visible(
+        &format!("reading launch template {id}"),
+        EC2_NOT_YET,
+        ctx.timing,
+        || {
+            ctx.aws
+                .ec2
+                .describe_launch_template_versions()
+                .launch_template_id(&id)
+                .versions("$Default")
+                .send()
+        },
+    )
+    .await?;
     let Some(v) = versions.launch_template_versions().first() else {
         return Ok(None);
     };
@@ -287,18 +294,25 @@ pub async fn ensure_release(
                     diff.join("; ")
                 )));
             }
-            let out = ctx
-                .aws
-                .ec2
-                .create_launch_template_version()
-                .launch_template_id(&c.id)
-                .launch_template_data(request(ctx, &image, &script)?)
-                .send()
-                .await
-                .aws(format!(
-                    "creating a new version of launch template {}",
-                    c.id
-                ))?;
+            let data = request(ctx, &image, &script)?;
+            // The token names the version's base and content: a retry after a lost answer
+            // gets the same version, never a second one.
+            let token = client_token(ctx, &format!("{}:{}", c.id, c.version), &image, &script);
+            let out = until_visible(
+                &format!("creating a new version of launch template {}", c.id),
+                EC2_NOT_YET,
+                ctx.timing,
+                || {
+                    ctx.aws
+                        .ec2
+                        .create_launch_template_version()
+                        .launch_template_id(&c.id)
+                        .launch_template_data(data.clone())
+                        .client_token(&token)
+                        .send()
+                },
+            )
+            .await?;
             let version = out
                 .launch_template_version()
                 .and_then(|v| v.version_number())
@@ -320,22 +334,47 @@ pub async fn ensure_release(
         }
         None => {
             let name = ctx.name("app");
-            let out = ctx
+            let data = request(ctx, &image, &script)?;
+            // Derived from what is created (its security group and profile are this stack
+            // incarnation's): a retried create is the same template, while a `down` and
+            // `up` makes a new one without meeting the old token.
+            let token = client_token(ctx, &name, &image, &script);
+            let made = ctx
                 .aws
                 .ec2
                 .create_launch_template()
                 .launch_template_name(&name)
-                .client_token(format!("{name}-v1"))
-                .launch_template_data(request(ctx, &image, &script)?)
+                .client_token(&token)
+                .launch_template_data(data)
                 .tag_specifications(ec2_tags(ctx, ResourceType::LaunchTemplate, "app"))
                 .send()
                 .await
-                .aws(format!("creating launch template {name}"))?;
-            let id = out
-                .launch_template()
-                .and_then(|l| l.launch_template_id())
-                .unwrap_or_default()
-                .to_string();
+                // Taken: made by a run that died before it was listed.
+                .aws_unless(
+                    format!("creating launch template {name}"),
+                    &["InvalidLaunchTemplateName.AlreadyExistsException"],
+                )?;
+            let id = match made {
+                Some(out) => out
+                    .launch_template()
+                    .and_then(|l| l.launch_template_id())
+                    .unwrap_or_default()
+                    .to_string(),
+                None => ctx
+                    .aws
+                    .ec2
+                    .describe_launch_templates()
+                    .launch_template_names(&name)
+                    .send()
+                    .await
+                    .aws(format!("finding launch template {name}"))?
+                    .launch_templates()
+                    .first()
+                    .and_then(|l| l.launch_template_id().map(String::from))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("launch template {name} exists but cannot be read")
+                    })?,
+            };
             ctx.progress(
                 "launch-template",
                 &id,
@@ -352,17 +391,50 @@ pub async fn ensure_release(
 
 /// Make `version` the template's default: the version the stack runs.
 pub async fn set_default(ctx: &Ctx, template: &str, version: i64) -> anyhow::Result<()> {
-    ctx.aws
-        .ec2
-        .modify_launch_template()
-        .launch_template_id(template)
-        .default_version(version.to_string())
-        .send()
-        .await
-        .aws(format!(
-            "making version {version} the default of launch template {template}"
-        ))?;
+    until_visible(
+        &format!("making version {version} the default of launch template {template}"),
+        EC2_NOT_YET,
+        ctx.timing,
+        || {
+            ctx.aws
+                .ec2
+                .modify_launch_template()
+                .launch_template_id(template)
+                .default_version(version.to_string())
+                .send()
+        },
+    )
+    .await?;
     Ok(())
+}
+
+/// An EC2 client token for creating a template (version) as `what` from these inputs and
+/// this run: the same request of this run (a retry after a lost answer) gets the same
+/// token, anything else another. (Not the request's `Debug`: it redacts the user-data,
+/// which is most of what differs between releases.)
+fn client_token(ctx: &Ctx, what: &str, image: &str, user_data: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let o = ctx.out();
+    let mut h = Sha256::new();
+    for part in [
+        what,
+        &ctx.aws.run,
+        image,
+        &ctx.config.app.instance_type,
+        o.instance_profile_arn.as_deref().unwrap_or_default(),
+        o.app_sg.as_deref().unwrap_or_default(),
+        user_data,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("gallery-{hex}")
 }
 
 pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
@@ -385,8 +457,39 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
             .launch_template_id(id)
             .send()
             .await
-            .aws(format!("deleting launch template {id}"))?;
+            .aws_unless(
+                format!("deleting launch template {id}"),
+                // Gone already (this call's first answer lost). Some emulators answer
+                // with the name's code.
+                &[
+                    "InvalidLaunchTemplateId.NotFound",
+                    "InvalidLaunchTemplateName.NotFoundException",
+                ],
+            )?;
         ctx.progress("launch-template", id, "deleted");
     }
     Ok(Change::Delete)
+}
+
+/// What of this module's resources is tagged for the stack (for `status`, and for
+/// `down`'s final check).
+pub async fn scan(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
+    let mut all = Vec::new();
+    let ec2 = &ctx.aws.ec2;
+    let f = || Some(ec2_filters(ctx, None));
+    for l in ec2
+        .describe_launch_templates()
+        .set_filters(f())
+        .send()
+        .await
+        .aws("scanning launch templates")?
+        .launch_templates()
+    {
+        all.push(found(
+            "launch-template",
+            l.launch_template_id().unwrap_or_default(),
+            format!("latest version {}", l.latest_version_number().unwrap_or(0)),
+        ));
+    }
+    Ok(all)
 }

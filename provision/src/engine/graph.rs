@@ -127,11 +127,16 @@ pub enum Change {
     Absent,
     /// A kept artefact or a note (e.g. the final DB snapshot's name).
     Note(String),
+    /// Made again from kept data (the database from a snapshot): what from.
+    Restore(String),
 }
 
 impl Change {
     pub fn is_change(&self) -> bool {
-        matches!(self, Change::Create | Change::Update(_) | Change::Delete)
+        matches!(
+            self,
+            Change::Create | Change::Update(_) | Change::Delete | Change::Restore(_)
+        )
     }
 
     pub fn describe(&self, planning: bool) -> String {
@@ -145,6 +150,8 @@ impl Change {
             (Change::Delete, false) => "deleted".into(),
             (Change::Absent, _) => "absent".into(),
             (Change::Note(n), _) => n.clone(),
+            (Change::Restore(from), true) => format!("will be restored from {from}"),
+            (Change::Restore(from), false) => format!("restored from {from}"),
         }
     }
 }

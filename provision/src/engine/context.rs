@@ -6,12 +6,15 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 
-use crate::aws::{Clients, Timing};
 use crate::config::StackConfig;
+use crate::engine::aws::Clients;
+use crate::engine::retry::Timing;
 
 pub const STACK_TAG: &str = "gallery:stack";
 /// Which of several same-kind resources this is (`public-a`, `app`, ...).
 pub const ROLE_TAG: &str = "gallery:role";
+/// On data `down` kept (the bucket, the final snapshot): when it was kept, for `up`.
+pub const RETAINED_TAG: &str = "gallery:retained";
 
 /// `Plan` only reads and reports; `Apply` changes AWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +35,7 @@ pub struct Outputs {
     pub nat: Option<String>,
     pub public_route_table: Option<String>,
     pub private_route_table: Option<String>,
+    pub s3_endpoint: Option<String>,
     pub lb_sg: Option<String>,
     pub app_sg: Option<String>,
     pub db_sg: Option<String>,
@@ -61,6 +65,10 @@ pub struct Ctx {
     pub quiet: bool,
     /// `--artifact`: the release this run installs (otherwise the stack's current one).
     pub artifact: Option<crate::release::Artifact>,
+    /// `up --from-snapshot`: restore the database from this snapshot, not the newest.
+    pub from_snapshot: Option<String>,
+    /// `restore` itself is planning: a restore under way is its own, not a reason to stop.
+    pub restoring: bool,
 }
 
 impl Ctx {
@@ -74,6 +82,8 @@ impl Ctx {
             started: Instant::now(),
             quiet: false,
             artifact: None,
+            from_snapshot: None,
+            restoring: false,
         }
     }
 
@@ -126,5 +136,20 @@ impl Ctx {
     }
 }
 
+/// The ids in a scan.
+pub fn ids(found: &[crate::resources::scan::Found]) -> std::collections::HashSet<String> {
+    found.iter().map(|f| f.id.clone()).collect()
+}
+
 /// A placeholder id used while planning for resources that don't exist yet.
 pub const PLANNED: &str = "(to be created)";
+
+/// `512 B`, `3.4 MB`, `1.20 GB`: a size at a glance (decimal units, as AWS bills).
+pub fn bytes_text(bytes: u64) -> String {
+    match bytes {
+        b if b < 1_000 => format!("{b} B"),
+        b if b < 1_000_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b if b < 1_000_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b => format!("{:.2} GB", b as f64 / 1e9),
+    }
+}

@@ -1,16 +1,18 @@
 //! The Application Load Balancer, its target group (health check on the app's readiness
 //! path, short deregistration delay) and its listeners (HTTP, or HTTPS + redirect).
 
+use crate::resources::scan::{found, Found};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, LoadBalancer, LoadBalancerSchemeEnum,
     LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
     RedirectActionStatusCodeEnum, TargetGroup, TargetGroupAttribute, TargetTypeEnum,
 };
 
-use crate::aws::{code, explain, retry_while, wait_for, AwsResult};
-use crate::context::{Ctx, PLANNED, STACK_TAG};
-use crate::graph::Change;
-use crate::tags::elb_tags;
+use crate::engine::context::{Ctx, PLANNED, STACK_TAG};
+use crate::engine::errors::{already, code, explain, AwsResult};
+use crate::engine::graph::Change;
+use crate::engine::retry::{retry_while, until_visible, until_visible_if, wait_for};
+use crate::engine::tags::elb_tags;
 
 const DEREGISTRATION: &str = "deregistration_delay.timeout_seconds";
 
@@ -86,6 +88,8 @@ pub async fn ensure_target_group(ctx: &Ctx) -> anyhow::Result<Change> {
             }
             if tg.health_check_path() != Some(b.health_check_path.as_str())
                 || tg.health_check_interval_seconds() != Some(b.health_check_interval_secs)
+                || tg.health_check_timeout_seconds()
+                    != Some(health_check_timeout(b.health_check_interval_secs))
                 || tg.healthy_threshold_count() != Some(b.healthy_threshold)
                 || tg.unhealthy_threshold_count() != Some(b.unhealthy_threshold)
             {
@@ -97,6 +101,10 @@ pub async fn ensure_target_group(ctx: &Ctx) -> anyhow::Result<Change> {
                         .target_group_arn(&arn)
                         .health_check_path(&b.health_check_path)
                         .health_check_interval_seconds(b.health_check_interval_secs)
+                        // Always with the interval: AWS refuses a timeout not below it.
+                        .health_check_timeout_seconds(health_check_timeout(
+                            b.health_check_interval_secs,
+                        ))
                         .healthy_threshold_count(b.healthy_threshold)
                         .unhealthy_threshold_count(b.unhealthy_threshold)
                         .send()
@@ -112,33 +120,53 @@ pub async fn ensure_target_group(ctx: &Ctx) -> anyhow::Result<Change> {
         }
         None => {
             let vpc = ctx.need("the VPC", |o| o.vpc.clone())?;
-            let out = ctx
-                .aws
-                .elb
-                .create_target_group()
-                .name(&name)
-                .protocol(ProtocolEnum::Http)
-                .port(port)
-                .vpc_id(&vpc)
-                .target_type(TargetTypeEnum::Instance)
-                .health_check_protocol(ProtocolEnum::Http)
-                .health_check_path(&b.health_check_path)
-                .health_check_interval_seconds(b.health_check_interval_secs)
-                // AWS requires the timeout to be shorter than the interval (5 s at least).
-                .health_check_timeout_seconds(5.min(b.health_check_interval_secs - 1))
-                .healthy_threshold_count(b.healthy_threshold)
-                .unhealthy_threshold_count(b.unhealthy_threshold)
-                .matcher(Matcher::builder().http_code("200").build())
-                .set_tags(Some(elb_tags(ctx, "tg")))
-                .send()
-                .await
-                .aws(format!("creating target group {name}"))?;
-            let arn = out
-                .target_groups()
-                .first()
-                .and_then(|t| t.target_group_arn())
-                .unwrap_or_default()
-                .to_string();
+            // A VPC created moments ago may be unknown to ELB yet ("The VPC ID ... is not
+            // found"); a group of this name already was made by this call, its answer lost.
+            let made = until_visible_if(
+                &format!("creating target group {name}"),
+                ctx.timing,
+                |code, msg| code == "ValidationError" && msg.contains("not found"),
+                || async {
+                    already(
+                        ctx.aws
+                            .elb
+                            .create_target_group()
+                            .name(&name)
+                            .protocol(ProtocolEnum::Http)
+                            .port(port)
+                            .vpc_id(&vpc)
+                            .target_type(TargetTypeEnum::Instance)
+                            .health_check_protocol(ProtocolEnum::Http)
+                            .health_check_path(&b.health_check_path)
+                            .health_check_interval_seconds(b.health_check_interval_secs)
+                            .health_check_timeout_seconds(health_check_timeout(
+                                b.health_check_interval_secs,
+                            ))
+                            .healthy_threshold_count(b.healthy_threshold)
+                            .unhealthy_threshold_count(b.unhealthy_threshold)
+                            .matcher(Matcher::builder().http_code("200").build())
+                            .set_tags(Some(elb_tags(ctx, "tg")))
+                            .send()
+                            .await,
+                        &["DuplicateTargetGroupName"],
+                    )
+                },
+            )
+            .await?;
+            let arn = match made {
+                Some(out) => out
+                    .target_groups()
+                    .first()
+                    .and_then(|t| t.target_group_arn())
+                    .unwrap_or_default()
+                    .to_string(),
+                None => find_target_group(ctx)
+                    .await?
+                    .and_then(|t| t.target_group_arn().map(String::from))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("target group {name} was created but cannot be found")
+                    })?,
+            };
             ctx.progress("target-group", &name, "created");
             (arn, Vec::new(), true)
         }
@@ -188,6 +216,11 @@ pub async fn ensure_target_group(ctx: &Ctx) -> anyhow::Result<Change> {
     })
 }
 
+/// The health check's timeout: 5 s, and always below the interval (AWS refuses otherwise).
+pub fn health_check_timeout(interval: i32) -> i32 {
+    5.min(interval - 1).max(2)
+}
+
 pub async fn ensure_load_balancer(ctx: &Ctx) -> anyhow::Result<Change> {
     let name = lb_name(ctx);
     let o = ctx.out();
@@ -206,14 +239,20 @@ pub async fn ensure_load_balancer(ctx: &Ctx) -> anyhow::Result<Change> {
             if sg != PLANNED && lb.security_groups() != [sg.clone()] {
                 changes.push("security group".to_string());
                 if !ctx.planning() {
-                    ctx.aws
-                        .elb
-                        .set_security_groups()
-                        .load_balancer_arn(&arn)
-                        .security_groups(&sg)
-                        .send()
-                        .await
-                        .aws(format!("setting the security group of {name}"))?;
+                    until_visible(
+                        &format!("setting the security group of {name}"),
+                        &["InvalidSecurityGroup"],
+                        ctx.timing,
+                        || {
+                            ctx.aws
+                                .elb
+                                .set_security_groups()
+                                .load_balancer_arn(&arn)
+                                .security_groups(&sg)
+                                .send()
+                        },
+                    )
+                    .await?;
                 }
             }
             if !ctx.planning() {
@@ -230,24 +269,36 @@ pub async fn ensure_load_balancer(ctx: &Ctx) -> anyhow::Result<Change> {
             Ok(Change::Create)
         }
         None => {
-            let out = ctx
-                .aws
-                .elb
-                .create_load_balancer()
-                .name(&name)
-                .r#type(LoadBalancerTypeEnum::Application)
-                .scheme(LoadBalancerSchemeEnum::InternetFacing)
-                .set_subnets(Some(o.public_subnets.clone()))
-                .security_groups(&sg)
-                .set_tags(Some(elb_tags(ctx, "alb")))
-                .send()
-                .await
-                .aws(format!("creating load balancer {name}"))?;
-            let lb = out
-                .load_balancers()
-                .first()
-                .cloned()
-                .unwrap_or_else(|| LoadBalancer::builder().build());
+            // Subnets and groups created moments ago may be unknown to ELB yet; a load
+            // balancer of this name already was made by this call, its answer lost.
+            let made = until_visible(
+                &format!("creating load balancer {name}"),
+                &["SubnetNotFound", "InvalidSecurityGroup", "InvalidSubnet"],
+                ctx.timing,
+                || async {
+                    already(
+                        ctx.aws
+                            .elb
+                            .create_load_balancer()
+                            .name(&name)
+                            .r#type(LoadBalancerTypeEnum::Application)
+                            .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                            .set_subnets(Some(o.public_subnets.clone()))
+                            .security_groups(&sg)
+                            .set_tags(Some(elb_tags(ctx, "alb")))
+                            .send()
+                            .await,
+                        &["DuplicateLoadBalancerName"],
+                    )
+                },
+            )
+            .await?;
+            let lb = match made.and_then(|out| out.load_balancers().first().cloned()) {
+                Some(lb) => lb,
+                None => find_load_balancer(ctx).await?.ok_or_else(|| {
+                    anyhow::anyhow!("load balancer {name} was created but cannot be found")
+                })?,
+            };
             let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
             ctx.progress("load-balancer", &name, "provisioning");
             wait_active(ctx, &arn).await?;
@@ -271,14 +322,18 @@ async fn wait_active(ctx: &Ctx, arn: &str) -> anyhow::Result<()> {
         ctx.timing,
         ctx.timing.wait_timeout,
         || async {
-            let out = ctx
+            // Not known yet right after its creation: keep waiting.
+            let Some(out) = ctx
                 .aws
                 .elb
                 .describe_load_balancers()
                 .load_balancer_arns(arn)
                 .send()
                 .await
-                .aws("checking the load balancer")?;
+                .aws_unless("checking the load balancer", &["LoadBalancerNotFound"])?
+            else {
+                return Ok(None);
+            };
             let state = out
                 .load_balancers()
                 .first()
@@ -315,6 +370,140 @@ fn redirect_to_https() -> Action {
         .build()
 }
 
+/// The page every request gets while `provision restore` switches the data: a 503 from
+/// the load balancer itself, so no instance answers from a database or a bucket half
+/// switched. (ALB fixed responses hold at most 1024 characters.)
+const MAINTENANCE_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Being restored</title><meta name=\"robots\" content=\"noindex\"></head><body style=\"font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em\"><h1>The gallery is being restored</h1><p>Its photos and accounts are being brought back to an earlier point in time. This takes a few minutes; nothing you do now is lost, because nothing can be done until it is back.</p><p>Please try again shortly.</p></body></html>";
+
+async fn listeners_of(
+    ctx: &Ctx,
+    lb: &str,
+) -> anyhow::Result<Vec<aws_sdk_elasticloadbalancingv2::types::Listener>> {
+    Ok(ctx
+        .aws
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(lb)
+        .send()
+        .await
+        .aws("finding listeners")?
+        .listeners()
+        .to_vec())
+}
+
+/// The header of the rule that keeps the target group in use during a restore.
+const MAINTENANCE_HEADER: &str = "X-Gallery-Restore-Probe";
+
+/// `restore`: every listener that forwards answers the maintenance page instead (503).
+/// A target group no listener forwards to is not health-checked by ELB (its targets go
+/// `unused`, `Target.NotInUse`), so the restore could never see new instances healthy:
+/// a rule forwarding on a header with a random value no visitor sends keeps it in use.
+/// `end_maintenance` undoes both.
+pub async fn maintenance(ctx: &Ctx) -> anyhow::Result<()> {
+    let lb = ctx.need("the load balancer", |o| o.load_balancer_arn.clone())?;
+    let tg = ctx.need("the target group", |o| o.target_group_arn.clone())?;
+    let listeners = listeners_of(ctx, &lb).await?;
+    let page = Action::builder()
+        .r#type(ActionTypeEnum::FixedResponse)
+        .fixed_response_config(
+            aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder()
+                .status_code("503")
+                .content_type("text/html")
+                .message_body(MAINTENANCE_PAGE)
+                .build(),
+        )
+        .build();
+    for l in listeners.iter().filter(|l| {
+        l.default_actions()
+            .iter()
+            .any(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+    }) {
+        let token = format!("{:032x}", rand::random::<u128>());
+        let condition = aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+            .field("http-header")
+            .http_header_config(
+                aws_sdk_elasticloadbalancingv2::types::HttpHeaderConditionConfig::builder()
+                    .http_header_name(MAINTENANCE_HEADER)
+                    .values(token)
+                    .build(),
+            )
+            .build();
+        // In use already (this call, its answer lost, or an earlier run): done.
+        ctx.aws
+            .elb
+            .create_rule()
+            .listener_arn(l.listener_arn().unwrap_or_default())
+            .priority(1)
+            .conditions(condition)
+            .actions(forward(&tg))
+            .set_tags(Some(elb_tags(ctx, "restore-probe")))
+            .send()
+            .await
+            .aws_unless(
+                format!(
+                    "keeping the target group in use on listener {}",
+                    l.port().unwrap_or(0)
+                ),
+                &["PriorityInUse"],
+            )?;
+        ctx.aws
+            .elb
+            .modify_listener()
+            .listener_arn(l.listener_arn().unwrap_or_default())
+            .default_actions(page.clone())
+            .send()
+            .await
+            .aws(format!(
+                "answering 503 on listener {}",
+                l.port().unwrap_or(0)
+            ))?;
+        ctx.progress(
+            "listener",
+            &l.port().unwrap_or(0).to_string(),
+            "answers 503 (being restored)",
+        );
+    }
+    Ok(())
+}
+
+/// The restore's end: the listeners forward again, and the rules `maintenance` added go.
+pub async fn end_maintenance(ctx: &Ctx) -> anyhow::Result<()> {
+    ensure_listeners(ctx).await?;
+    let lb = ctx.need("the load balancer", |o| o.load_balancer_arn.clone())?;
+    let listeners = listeners_of(ctx, &lb).await?;
+    for l in &listeners {
+        let rules = ctx
+            .aws
+            .elb
+            .describe_rules()
+            .listener_arn(l.listener_arn().unwrap_or_default())
+            .send()
+            .await
+            .aws("finding listener rules")?
+            .rules()
+            .to_vec();
+        for r in rules.iter().filter(|r| {
+            r.is_default() != Some(true)
+                && r.conditions().iter().any(|c| {
+                    c.http_header_config().and_then(|h| h.http_header_name())
+                        == Some(MAINTENANCE_HEADER)
+                })
+        }) {
+            already(
+                ctx.aws
+                    .elb
+                    .delete_rule()
+                    .rule_arn(r.rule_arn().unwrap_or_default())
+                    .send()
+                    .await,
+                &["RuleNotFound"],
+            )
+            .map_err(|e| explain("removing the restore's listener rule", e))?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn ensure_listeners(ctx: &Ctx) -> anyhow::Result<Change> {
     let lb = ctx.need("the load balancer", |o| o.load_balancer_arn.clone())?;
     let tg = ctx.need("the target group", |o| o.target_group_arn.clone())?;
@@ -330,15 +519,7 @@ pub async fn ensure_listeners(ctx: &Ctx) -> anyhow::Result<Change> {
     let existing = if lb == PLANNED {
         Vec::new()
     } else {
-        ctx.aws
-            .elb
-            .describe_listeners()
-            .load_balancer_arn(&lb)
-            .send()
-            .await
-            .aws("finding listeners")?
-            .listeners()
-            .to_vec()
+        listeners_of(ctx, &lb).await?
     };
     let mut changes = Vec::new();
     for (port, action) in &want {
@@ -384,7 +565,10 @@ pub async fn ensure_listeners(ctx: &Ctx) -> anyhow::Result<Change> {
                     } else {
                         req.protocol(ProtocolEnum::Http)
                     };
-                    req.send().await.aws(format!("creating listener {port}"))?;
+                    // There already: made by this call, its answer lost.
+                    req.send()
+                        .await
+                        .aws_unless(format!("creating listener {port}"), &["DuplicateListener"])?;
                     ctx.progress("listener", &format!("{port}"), "created");
                 }
             }
@@ -402,10 +586,13 @@ pub async fn ensure_listeners(ctx: &Ctx) -> anyhow::Result<Change> {
                 .listener_arn(l.listener_arn().unwrap_or_default())
                 .send()
                 .await
-                .aws("removing a listener")?;
+                .aws_unless("removing a listener", &["ListenerNotFound"])?;
         }
     }
-    Ok(crate::network::summarize(changes, existing.is_empty()))
+    Ok(crate::resources::network::summarize(
+        changes,
+        existing.is_empty(),
+    ))
 }
 
 pub async fn delete_load_balancer(ctx: &Ctx) -> anyhow::Result<Change> {
@@ -422,7 +609,10 @@ pub async fn delete_load_balancer(ctx: &Ctx) -> anyhow::Result<Change> {
         .load_balancer_arn(&arn)
         .send()
         .await
-        .aws(format!("deleting load balancer {}", lb_name(ctx)))?;
+        .aws_unless(
+            format!("deleting load balancer {}", lb_name(ctx)),
+            &["LoadBalancerNotFound"],
+        )?;
     wait_for(
         "the load balancer to be deleted",
         ctx.timing,
@@ -450,12 +640,16 @@ pub async fn delete_target_group(ctx: &Ctx) -> anyhow::Result<Change> {
         &format!("deleting target group {}", tg_name(ctx)),
         &["ResourceInUse"],
         ctx.timing,
-        || {
-            ctx.aws
-                .elb
-                .delete_target_group()
-                .target_group_arn(&arn)
-                .send()
+        || async {
+            already(
+                ctx.aws
+                    .elb
+                    .delete_target_group()
+                    .target_group_arn(&arn)
+                    .send()
+                    .await,
+                &["TargetGroupNotFound"],
+            )
         },
     )
     .await?;
@@ -524,4 +718,30 @@ pub async fn wait_healthy(ctx: &Ctx, want: usize) -> anyhow::Result<()> {
         },
     )
     .await
+}
+
+/// What of this module's resources is tagged for the stack (for `status`, and for
+/// `down`'s final check).
+pub async fn scan(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
+    let mut all = Vec::new();
+    if let Some(lb) = find_load_balancer(ctx).await? {
+        let state = lb
+            .state()
+            .and_then(|s| s.code())
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default();
+        all.push(found(
+            "load-balancer",
+            lb.load_balancer_arn().unwrap_or_default(),
+            state,
+        ));
+    }
+    if let Some(tg) = find_target_group(ctx).await? {
+        all.push(found(
+            "target-group",
+            tg.target_group_arn().unwrap_or_default(),
+            "present",
+        ));
+    }
+    Ok(all)
 }

@@ -1,12 +1,15 @@
 //! The Auto Scaling group over the two AZs, attached to the target group with ELB health
 //! checks, so a dead instance is replaced. Pinned to a launch template version number.
 
+use crate::resources::scan::{found, Found};
 use aws_sdk_autoscaling::types::{AutoScalingGroup, LaunchTemplateSpecification, Tag};
+use aws_sdk_ec2::types::Filter;
 
-use crate::aws::{wait_for, AwsResult};
-use crate::context::{Ctx, PLANNED, ROLE_TAG, STACK_TAG};
-use crate::graph::Change;
-use crate::tags::ec2_filters;
+use crate::engine::context::{Ctx, PLANNED, ROLE_TAG, STACK_TAG};
+use crate::engine::errors::{already, AwsResult};
+use crate::engine::graph::Change;
+use crate::engine::retry::{retry_while, until_visible_if, wait_for};
+use crate::engine::tags::ec2_filters;
 
 pub fn name(ctx: &Ctx) -> String {
     ctx.name("asg")
@@ -107,24 +110,45 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
             {
                 diff.push("health check".into());
             }
+            // Left suspended by a deploy that died: the group must balance again. (Other
+            // processes an operator suspended by hand are theirs.)
+            let suspended: Vec<String> = g
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name().map(String::from))
+                .filter(|p| INTERFERING.contains(&p.as_str()))
+                .collect();
+            if !suspended.is_empty() {
+                diff.push(format!("resume {}", suspended.join(", ")));
+                if !ctx.planning() {
+                    resume(ctx, &suspended).await?;
+                }
+            }
             if diff.is_empty() {
                 Change::Unchanged
             } else {
-                if !ctx.planning() {
-                    ctx.aws
-                        .asg
-                        .update_auto_scaling_group()
-                        .auto_scaling_group_name(&asg)
-                        .launch_template(spec)
-                        .min_size(app.min_size)
-                        .max_size(app.max_size)
-                        .desired_capacity(app.desired_capacity)
-                        .vpc_zone_identifier(&zones)
-                        .health_check_type("ELB")
-                        .health_check_grace_period(app.health_check_grace_secs)
-                        .send()
-                        .await
-                        .aws(format!("updating Auto Scaling group {asg}"))?;
+                let only_resumed = diff.len() == 1 && diff[0].starts_with("resume ");
+                if !ctx.planning() && !only_resumed {
+                    until_visible_if(
+                        &format!("updating Auto Scaling group {asg}"),
+                        ctx.timing,
+                        not_yet_visible,
+                        || {
+                            ctx.aws
+                                .asg
+                                .update_auto_scaling_group()
+                                .auto_scaling_group_name(&asg)
+                                .launch_template(spec.clone())
+                                .min_size(app.min_size)
+                                .max_size(app.max_size)
+                                .desired_capacity(app.desired_capacity)
+                                .vpc_zone_identifier(&zones)
+                                .health_check_type("ELB")
+                                .health_check_grace_period(app.health_check_grace_secs)
+                                .send()
+                        },
+                    )
+                    .await?;
                 }
                 Change::Update(diff.join("; "))
             }
@@ -132,24 +156,43 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         None if ctx.planning() => Change::Create,
         None => {
             let _ = o;
-            ctx.aws
-                .asg
-                .create_auto_scaling_group()
-                .auto_scaling_group_name(&asg)
-                .launch_template(spec)
-                .min_size(app.min_size)
-                .max_size(app.max_size)
-                .desired_capacity(app.desired_capacity)
-                .vpc_zone_identifier(&zones)
-                .target_group_arns(&tg)
-                .health_check_type("ELB")
-                .health_check_grace_period(app.health_check_grace_secs)
-                .tags(tag(ctx, STACK_TAG, ctx.stack()))
-                .tags(tag(ctx, ROLE_TAG, "app"))
-                .tags(tag(ctx, "Name", &ctx.name("app")))
-                .send()
-                .await
-                .aws(format!("creating Auto Scaling group {asg}"))?;
+            // The instance profile made moments ago reaches Auto Scaling last ("Invalid IAM
+            // Instance Profile"); a group of this name already was made by this call, its
+            // answer lost.
+            until_visible_if(
+                &format!("creating Auto Scaling group {asg}"),
+                ctx.timing,
+                not_yet_visible,
+                || async {
+                    already(
+                        ctx.aws
+                            .asg
+                            .create_auto_scaling_group()
+                            .auto_scaling_group_name(&asg)
+                            .launch_template(spec.clone())
+                            .min_size(app.min_size)
+                            .max_size(app.max_size)
+                            .desired_capacity(app.desired_capacity)
+                            .vpc_zone_identifier(&zones)
+                            .target_group_arns(&tg)
+                            .health_check_type("ELB")
+                            .health_check_grace_period(app.health_check_grace_secs)
+                            .tags(tag(ctx, STACK_TAG, ctx.stack()))
+                            .tags(tag(ctx, ROLE_TAG, "app"))
+                            .tags(tag(ctx, "Name", &ctx.name("app")))
+                            .send()
+                            .await,
+                        &["AlreadyExists"],
+                    )
+                },
+            )
+            .await?;
+            // AlreadyExists: made by this call, its answer lost, if it is ours.
+            if find(ctx).await?.is_none() {
+                anyhow::bail!(
+                    "Auto Scaling group {asg} exists but is not tagged for this stack (or is being deleted): remove it, or wait, and run `provision up` again"
+                );
+            }
             ctx.progress("auto-scaling-group", &asg, "created");
             Change::Create
         }
@@ -159,6 +202,56 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         wait_in_service(ctx).await?;
     }
     Ok(change)
+}
+
+/// What Auto Scaling says about a subnet, template or instance profile made moments ago.
+fn not_yet_visible(code: &str, msg: &str) -> bool {
+    code == "ValidationError"
+        && (msg.contains("Invalid IAM Instance Profile")
+            || msg.contains("does not exist")
+            || msg.contains("not found"))
+}
+
+/// The processes a controlled replacement suspends: Auto Scaling would otherwise rebalance
+/// the zones behind its back (launching and terminating instances of its own choosing) and
+/// act on alarms.
+pub const INTERFERING: [&str; 3] = ["AZRebalance", "AlarmNotification", "ScheduledActions"];
+
+pub async fn suspend(ctx: &Ctx, processes: &[&str]) -> anyhow::Result<()> {
+    let asg = name(ctx);
+    ctx.aws
+        .asg
+        .suspend_processes()
+        .auto_scaling_group_name(&asg)
+        .set_scaling_processes(Some(processes.iter().map(|p| p.to_string()).collect()))
+        .send()
+        .await
+        .aws(format!("suspending {} of {asg}", processes.join(", ")))?;
+    ctx.progress(
+        "auto-scaling-group",
+        &asg,
+        &format!("suspended {}", processes.join(", ")),
+    );
+    Ok(())
+}
+
+pub async fn resume(ctx: &Ctx, processes: &[impl AsRef<str>]) -> anyhow::Result<()> {
+    let asg = name(ctx);
+    let names: Vec<String> = processes.iter().map(|p| p.as_ref().to_string()).collect();
+    ctx.aws
+        .asg
+        .resume_processes()
+        .auto_scaling_group_name(&asg)
+        .set_scaling_processes(Some(names.clone()))
+        .send()
+        .await
+        .aws(format!("resuming {} of {asg}", names.join(", ")))?;
+    ctx.progress(
+        "auto-scaling-group",
+        &asg,
+        &format!("resumed {}", names.join(", ")),
+    );
+    Ok(())
 }
 
 /// Wait until the group has its desired number of instances in service.
@@ -194,14 +287,32 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
     let asg = name(ctx);
     let mut changed = false;
     if find(ctx).await?.is_some() {
-        ctx.aws
-            .asg
-            .delete_auto_scaling_group()
-            .auto_scaling_group_name(&asg)
-            .force_delete(true)
-            .send()
-            .await
-            .aws(format!("deleting Auto Scaling group {asg}"))?;
+        retry_while(
+            &format!("deleting Auto Scaling group {asg}"),
+            &["ScalingActivityInProgress", "ResourceInUse"],
+            ctx.timing,
+            || async {
+                match ctx
+                    .aws
+                    .asg
+                    .delete_auto_scaling_group()
+                    .auto_scaling_group_name(&asg)
+                    .force_delete(true)
+                    .send()
+                    .await
+                {
+                    // Gone already: this call deleted it, its first answer lost.
+                    Err(e)
+                        if crate::engine::errors::message(&e)
+                            .is_some_and(|m| m.contains("not found")) =>
+                    {
+                        Ok(None)
+                    }
+                    r => r.map(Some),
+                }
+            },
+        )
+        .await?;
         wait_for(
             &format!("{asg} to be deleted"),
             ctx.timing,
@@ -287,6 +398,48 @@ pub async fn release_of_instance(ctx: &Ctx, id: &str) -> anyhow::Result<String> 
     Ok(out
         .user_data()
         .and_then(|u| u.value())
-        .and_then(crate::launch::release_of)
+        .and_then(crate::resources::launch::release_of)
         .unwrap_or_else(|| "unknown".into()))
+}
+
+/// What of this module's resources is tagged for the stack (for `status`, and for
+/// `down`'s final check).
+pub async fn scan(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
+    let mut all = Vec::new();
+    let ec2 = &ctx.aws.ec2;
+    let f = || Some(ec2_filters(ctx, None));
+    let instances = ec2
+        .describe_instances()
+        .set_filters(f())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .build(),
+        )
+        .send()
+        .await
+        .aws("scanning instances")?;
+    for i in instances.reservations().iter().flat_map(|r| r.instances()) {
+        all.push(found(
+            "instance",
+            i.instance_id().unwrap_or_default(),
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str())
+                .unwrap_or_default(),
+        ));
+    }
+
+    if let Some(g) = find(ctx).await? {
+        all.push(found(
+            "auto-scaling-group",
+            g.auto_scaling_group_name().unwrap_or_default(),
+            format!("{} instances", g.instances().len()),
+        ));
+    }
+    Ok(all)
 }

@@ -1,25 +1,22 @@
 //! One `SdkConfig` (region, endpoint override) and one client per service, all sharing a
-//! call recorder; plus the error, retry and wait helpers every resource module uses.
+//! call recorder that counts calls and can simulate a crash. Errors: `errors`; retries
+//! and waits: `retry`.
 
-use std::fmt::Display;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::anyhow;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Every AWS call made, in order (`service:Operation`). With a kill point the run "dies"
 /// at one of its resource writes: that call is not sent, or is sent and its answer lost
@@ -164,6 +161,24 @@ impl Intercept for Recorder {
         }
         Ok(())
     }
+
+    /// The fatal call whose every attempt failed before an answer (the local cloud lost
+    /// it) still ends the run, as a crash there would.
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(LoseAnswer(call)) = cfg.load::<LoseAnswer>() {
+            if !self.0.dead.swap(true, Ordering::SeqCst) {
+                return Err(Box::new(BudgetExhausted(format!(
+                    "{call}, its answer lost"
+                ))));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The service clients of one run.
@@ -172,7 +187,14 @@ pub struct Clients {
     pub region: String,
     pub endpoint: Option<String>,
     pub log: Arc<CallLog>,
+    /// This run's own: part of every client token it derives, so that a token is reused
+    /// by this run's retries only and never meets one of an earlier run's (AWS remembers
+    /// them, and would answer with what that run made, deleted since).
+    pub run: String,
     pub ec2: aws_sdk_ec2::Client,
+    /// EC2 without the SDK's retries, for creates that have no idempotency token (see
+    /// `retry::create_once`): a blind retry after a lost answer makes a second resource.
+    pub ec2_once: aws_sdk_ec2::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
@@ -185,16 +207,48 @@ pub struct Clients {
 
 impl Clients {
     pub async fn new(region: &str, endpoint: Option<&str>, log: Arc<CallLog>) -> Clients {
+        Self::build(region, endpoint, log, None).await
+    }
+
+    /// Clients signing with these keys instead of the usual chain's (tests tell their
+    /// calls apart on the local cloud by the access key).
+    pub async fn with_keys(
+        region: &str,
+        endpoint: Option<&str>,
+        log: Arc<CallLog>,
+        access_key: &str,
+        secret_key: &str,
+    ) -> Clients {
+        let keys =
+            aws_sdk_ec2::config::Credentials::new(access_key, secret_key, None, None, "provision");
+        Self::build(region, endpoint, log, Some(keys)).await
+    }
+
+    async fn build(
+        region: &str,
+        endpoint: Option<&str>,
+        log: Arc<CallLog>,
+        keys: Option<aws_sdk_ec2::config::Credentials>,
+    ) -> Clients {
+        // Throttling, 5xx and lost connections are retried with jittered backoff, a bounded
+        // number of times (AWS_MAX_ATTEMPTS, the SDKs' standard variable, changes it).
+        let attempts = std::env::var("AWS_MAX_ATTEMPTS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| (1..=20).contains(n))
+            .unwrap_or(8);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
-            // Throttling and 5xx are retried with jittered backoff, a bounded number of times.
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(8)
+                    .with_max_attempts(attempts)
                     .with_max_backoff(Duration::from_secs(10)),
             );
         if let Some(url) = endpoint {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(keys) = keys {
+            loader = loader.credentials_provider(keys);
         }
         let shared: SdkConfig = loader.load().await;
         let rec = Recorder(log.clone());
@@ -217,6 +271,13 @@ impl Clients {
             region: region.to_string(),
             endpoint: endpoint.map(String::from),
             ec2: client!(aws_sdk_ec2),
+            ec2_once: {
+                let conf = aws_sdk_ec2::config::Builder::from(&shared)
+                    .interceptor(rec.clone())
+                    .retry_config(RetryConfig::disabled())
+                    .build();
+                aws_sdk_ec2::Client::from_conf(conf)
+            },
             elb: client!(aws_sdk_elasticloadbalancingv2),
             rds: client!(aws_sdk_rds),
             iam: client!(aws_sdk_iam),
@@ -226,151 +287,7 @@ impl Clients {
             sts: client!(aws_sdk_sts),
             s3,
             log,
-        }
-    }
-}
-
-/// The AWS error code of a failed call, if the service sent one.
-pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<String> {
-    match err {
-        SdkError::ServiceError(e) => e.err().code().map(String::from),
-        _ => None,
-    }
-}
-
-/// Turn an SDK error into one that names what we were doing and, where known, the fix.
-pub fn explain<E, R>(what: impl Display, err: SdkError<E, R>) -> anyhow::Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let code = code(&err).unwrap_or_default();
-    let detail = aws_sdk_ec2::error::DisplayErrorContext(&err).to_string();
-    let hint = if detail.contains("BudgetExhausted") || detail.contains("simulated crash") {
-        ""
-    } else if detail.contains("no credentials")
-        || detail.contains("CredentialsNotLoaded")
-        || detail.contains("failed to load credentials")
-    {
-        "\n  fix: no AWS credentials were found; set AWS_PROFILE (after `aws sso login`) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-    } else if code == "RequestLimitExceeded"
-        || code == "Throttling"
-        || code == "ThrottlingException"
-    {
-        "\n  fix: AWS is throttling these calls (after retries); wait a minute and run the command again"
-    } else if code.contains("LimitExceeded")
-        || code.contains("QuotaExceeded")
-        || code.starts_with("TooMany")
-    {
-        "\n  fix: an account quota is reached; raise it in Service Quotas or remove unused resources"
-    } else if code == "UnauthorizedOperation"
-        || code == "AccessDenied"
-        || code == "AccessDeniedException"
-    {
-        "\n  fix: these credentials lack permission for this call"
-    } else if code == "DependencyViolation" {
-        "\n  fix: something still uses this resource; run the command again once it is gone"
-    } else {
-        ""
-    };
-    anyhow!("{what}: {detail}{hint}")
-}
-
-/// `.await.aws("creating vpc gallery-vpc")?`
-pub trait AwsResult<T> {
-    fn aws(self, what: impl Display) -> anyhow::Result<T>;
-}
-
-impl<T, E, R> AwsResult<T> for Result<T, SdkError<E, R>>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    fn aws(self, what: impl Display) -> anyhow::Result<T> {
-        self.map_err(|e| explain(what, e))
-    }
-}
-
-/// Bounds for waits and retries; tests shorten them.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    pub poll: Duration,
-    /// How long a deletion may keep failing with DependencyViolation (ENIs linger).
-    pub dependency_timeout: Duration,
-    /// How long to wait for a resource to become available or go away.
-    pub wait_timeout: Duration,
-    /// A lock not renewed for this long belongs to a run that died.
-    pub lock_lease: Duration,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            poll: Duration::from_secs(5),
-            dependency_timeout: Duration::from_secs(20 * 60),
-            wait_timeout: Duration::from_secs(40 * 60),
-            lock_lease: Duration::from_secs(120),
-        }
-    }
-}
-
-/// Poll `check` until it returns `Some`, every `timing.poll`, for at most `timeout`.
-pub async fn wait_for<T, F, Fut>(
-    what: &str,
-    timing: Timing,
-    timeout: Duration,
-    mut check: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if start.elapsed() >= timeout {
-            return Err(anyhow!(
-                "timed out after {}s waiting for {what}",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(timing.poll).await;
-    }
-}
-
-/// Retry a deletion while AWS answers DependencyViolation (or another transient code),
-/// backing off from half a second up to the polling interval (a longer step overshot the
-/// moment the dependency went by up to its own length: docs/BENCHMARKS.md, part 6), for
-/// at most `timing.dependency_timeout`.
-pub async fn retry_while<T, E, R, F, Fut>(
-    what: &str,
-    codes: &[&str],
-    timing: Timing,
-    mut op: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SdkError<E, R>>>,
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let start = Instant::now();
-    let cap = timing.poll.max(Duration::from_millis(500));
-    let mut delay = Duration::from_millis(500).min(cap);
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let c = code(&e).unwrap_or_default();
-                if codes.contains(&c.as_str()) && start.elapsed() < timing.dependency_timeout {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(cap);
-                    continue;
-                }
-                return Err(explain(what, e));
-            }
+            run: format!("{:08x}", rand::random::<u32>()),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-use crate::context::{Ctx, ROLE_TAG, STACK_TAG};
+use crate::engine::context::{Ctx, ROLE_TAG, STACK_TAG};
 
 pub fn ec2_tags(ctx: &Ctx, kind: ResourceType, role: &str) -> TagSpecification {
     TagSpecification::builder()

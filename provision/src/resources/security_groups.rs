@@ -2,15 +2,17 @@
 //! app's (its port from the load balancer only; no SSH), the database's (5432 from the
 //! app only). Rules are converged exactly: missing ones added, extra ones removed.
 
+use crate::resources::scan::{found, Found};
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, UserIdGroupPair,
 };
 
-use crate::aws::{retry_while, AwsResult};
-use crate::context::{Ctx, PLANNED};
-use crate::graph::Change;
-use crate::network::{summarize, wait_interfaces_gone};
-use crate::tags::{ec2_filters, ec2_role, ec2_tags};
+use crate::engine::context::{Ctx, PLANNED};
+use crate::engine::errors::{already, AwsResult};
+use crate::engine::graph::Change;
+use crate::engine::retry::{create_once, retry_while, until_visible, Created, EC2_NOT_YET};
+use crate::engine::tags::{ec2_filters, ec2_role, ec2_tags};
+use crate::resources::network::{summarize, wait_interfaces_gone};
 
 pub const ROLES: [&str; 3] = ["lb", "app", "db"];
 
@@ -167,18 +169,35 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
             }
             None => {
                 let name = ctx.name(&format!("{role}-sg"));
-                let out = ctx
-                    .aws
-                    .ec2
-                    .create_security_group()
-                    .group_name(&name)
-                    .description(format!("gallery {} ({role})", ctx.stack()))
-                    .vpc_id(&vpc)
-                    .tag_specifications(ec2_tags(ctx, ResourceType::SecurityGroup, role))
-                    .send()
-                    .await
-                    .aws(format!("creating security group {name}"))?;
-                let id = out.group_id().unwrap_or_default().to_string();
+                let lookup = || async {
+                    Ok(find(ctx)
+                        .await?
+                        .iter()
+                        .find(|g| ec2_role(g.tags()) == Some(role))
+                        .and_then(|g| g.group_id().map(String::from)))
+                };
+                let id = match create_once(
+                    &format!("creating security group {name}"),
+                    ctx.timing,
+                    // The name is taken in the VPC: by this create, its answer lost.
+                    &["InvalidGroup.Duplicate"],
+                    || {
+                        ctx.aws
+                            .ec2_once
+                            .create_security_group()
+                            .group_name(&name)
+                            .description(format!("gallery {} ({role})", ctx.stack()))
+                            .vpc_id(&vpc)
+                            .tag_specifications(ec2_tags(ctx, ResourceType::SecurityGroup, role))
+                            .send()
+                    },
+                    lookup,
+                )
+                .await?
+                {
+                    Created::New(out) => out.group_id().unwrap_or_default().to_string(),
+                    Created::Found(id) => id,
+                };
                 ctx.progress("security-group", &id, &format!("created ({role})"));
                 changes.push(format!("create {role} group"));
                 id
@@ -191,11 +210,26 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         o.app_sg = Some(ids[1].clone());
         o.db_sg = Some(ids[2].clone());
     });
-    // Groups created just now have only the default egress rule; re-read them.
+    // Groups created just now have only the default egress rule; re-read them, by id (a
+    // listing by tag may not show them yet).
     let current = if ctx.planning() || ids.iter().any(|i| i == PLANNED) || changes.is_empty() {
         existing
     } else {
-        find(ctx).await?
+        until_visible(
+            "reading the new security groups",
+            EC2_NOT_YET,
+            ctx.timing,
+            || {
+                ctx.aws
+                    .ec2
+                    .describe_security_groups()
+                    .set_group_ids(Some(ids.clone()))
+                    .send()
+            },
+        )
+        .await?
+        .security_groups()
+        .to_vec()
     };
     for (role, id) in ROLES.iter().zip(&ids) {
         let want = desired_rules(ctx, role, &ids[0], &ids[1], &ids[2]);
@@ -234,45 +268,56 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
 async fn authorize(ctx: &Ctx, group: &str, rule: &Rule) -> anyhow::Result<()> {
     let what = format!("adding a rule to security group {group}");
     let ec2 = &ctx.aws.ec2;
+    // A rule already there was added by this call, its first answer lost.
+    let there = &["InvalidPermission.Duplicate"];
     if rule.egress {
-        ec2.authorize_security_group_egress()
-            .group_id(group)
-            .ip_permissions(permission(rule))
-            .send()
-            .await
-            .map(|_| ())
-            .aws(what)
+        until_visible(&what, EC2_NOT_YET, ctx.timing, || async {
+            already(
+                ec2.authorize_security_group_egress()
+                    .group_id(group)
+                    .ip_permissions(permission(rule))
+                    .send()
+                    .await,
+                there,
+            )
+        })
+        .await?;
     } else {
-        ec2.authorize_security_group_ingress()
-            .group_id(group)
-            .ip_permissions(permission(rule))
-            .send()
-            .await
-            .map(|_| ())
-            .aws(what)
+        until_visible(&what, EC2_NOT_YET, ctx.timing, || async {
+            already(
+                ec2.authorize_security_group_ingress()
+                    .group_id(group)
+                    .ip_permissions(permission(rule))
+                    .send()
+                    .await,
+                there,
+            )
+        })
+        .await?;
     }
+    Ok(())
 }
 
 async fn revoke(ctx: &Ctx, group: &str, rule: &Rule) -> anyhow::Result<()> {
     let what = format!("removing a rule from security group {group}");
     let ec2 = &ctx.aws.ec2;
+    let gone = &["InvalidPermission.NotFound"];
     if rule.egress {
         ec2.revoke_security_group_egress()
             .group_id(group)
             .ip_permissions(permission(rule))
             .send()
             .await
-            .map(|_| ())
-            .aws(what)
+            .aws_unless(what, gone)?;
     } else {
         ec2.revoke_security_group_ingress()
             .group_id(group)
             .ip_permissions(permission(rule))
             .send()
             .await
-            .map(|_| ())
-            .aws(what)
+            .aws_unless(what, gone)?;
     }
+    Ok(())
 }
 
 pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
@@ -300,10 +345,43 @@ pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
             &format!("deleting security group {id}"),
             &["DependencyViolation"],
             ctx.timing,
-            || ctx.aws.ec2.delete_security_group().group_id(id).send(),
+            || async {
+                already(
+                    ctx.aws
+                        .ec2
+                        .delete_security_group()
+                        .group_id(id)
+                        .send()
+                        .await,
+                    &["InvalidGroup.NotFound"],
+                )
+            },
         )
         .await?;
         ctx.progress("security-group", id, "deleted");
     }
     Ok(Change::Delete)
+}
+
+/// What of this module's resources is tagged for the stack (for `status`, and for
+/// `down`'s final check).
+pub async fn scan(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
+    let mut all = Vec::new();
+    let ec2 = &ctx.aws.ec2;
+    let f = || Some(ec2_filters(ctx, None));
+    for g in ec2
+        .describe_security_groups()
+        .set_filters(f())
+        .send()
+        .await
+        .aws("scanning security groups")?
+        .security_groups()
+    {
+        all.push(found(
+            "security-group",
+            g.group_id().unwrap_or_default(),
+            g.group_name().unwrap_or_default(),
+        ));
+    }
+    Ok(all)
 }

@@ -13,12 +13,13 @@ use anyhow::{bail, Context};
 use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
 use base64::Engine;
 
-use crate::aws::{wait_for, AwsResult};
-use crate::balancer;
-use crate::context::Ctx;
-use crate::fleet;
-use crate::launch;
+use crate::engine::context::Ctx;
+use crate::engine::errors::AwsResult;
+use crate::engine::retry::wait_for;
 use crate::release;
+use crate::resources::balancer;
+use crate::resources::fleet;
+use crate::resources::launch;
 
 /// What to roll out.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub enum Target {
     Release(String),
     /// The release before the one running now.
     Previous,
+    /// The release running now, on new instances (`restore`: every instance boots again
+    /// on the restored data).
+    Running,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +65,8 @@ pub async fn run(
             c.is_change()
                 && !matches!(
                     n,
-                    crate::graph::Node::LaunchTemplate | crate::graph::Node::AutoScalingGroup
+                    crate::engine::graph::Node::LaunchTemplate
+                        | crate::engine::graph::Node::AutoScalingGroup
                 )
         })
         .map(|(n, c)| format!("{} ({})", n.label(), c.describe(true)))
@@ -74,10 +79,10 @@ pub async fn run(
     }
     let found = planner.out();
     applier.set(|o| *o = found.clone());
-    let guard = crate::lock::acquire(applier, "deploy").await?;
-    let result = roll(applier, target, how).await;
+    let guard = crate::engine::lock::acquire(applier, "deploy").await?;
+    let result = rolled(applier, target, how).await;
     guard.stop().await;
-    crate::lock::release(applier).await?;
+    crate::engine::lock::release(applier).await?;
     let (release, version, replaced) = result?;
     Ok(Report {
         release,
@@ -85,6 +90,40 @@ pub async fn run(
         replaced,
         elapsed: started.elapsed(),
     })
+}
+
+/// The roll itself, for a caller holding the stack's lock with the stack's ids found:
+/// (release, launch template version, instances replaced).
+pub async fn rolled(
+    applier: &Ctx,
+    target: Target,
+    how: Rolling,
+) -> anyhow::Result<(String, i64, usize)> {
+    // Auto Scaling must not rebalance zones or act on alarms behind the roll's back: its
+    // own launches and terminations would be taken for the roll's. Resumed on every way
+    // out (a run that dies leaves them suspended, and the next `up` resumes them).
+    match fleet::suspend(applier, &fleet::INTERFERING).await {
+        Ok(()) => {
+            let rolled = roll(applier, target, how).await;
+            let resumed = fleet::resume(applier, &fleet::INTERFERING).await;
+            // Rolled out or rolled back, the group then settles (AZRebalance, on again,
+            // evens out the zones): the command returns on a steady stack.
+            let settled = match &resumed {
+                Ok(()) => settled(applier, how.healthy_timeout).await,
+                Err(_) => Ok(()),
+            };
+            match (rolled, resumed, settled) {
+                (Ok(r), Ok(()), Ok(())) => Ok(r),
+                (Ok(_), Err(e), _) => Err(e.context(
+                    "the release is out, but resuming the group's processes failed: run `provision up`",
+                )),
+                (Ok(_), Ok(()), Err(e)) => Err(e.context("the release is out, but the group did not settle")),
+                (Err(e), _, Err(s)) => Err(e.context(format!("and after it the group did not settle: {s:#}"))),
+                (Err(e), _, _) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String, i64, usize)> {
@@ -112,6 +151,7 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     let bucket = ctx.need("the bucket", |o| o.bucket.clone())?;
     let running = release_of_version(ctx, &current.id, old_version).await?;
 
+    let again = matches!(target, Target::Running);
     let release = match target {
         Target::Artifact(a) => {
             release::upload(ctx, &bucket, &a).await?;
@@ -122,12 +162,21 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
             r
         }
         Target::Previous => previous_release(ctx, &current.id, &running).await?,
+        Target::Running => running.clone(),
     };
-    if release == running {
+    if release == running && !again {
         ctx.progress("deploy", &release, "already running: nothing to do");
         return Ok((release, old_version, 0));
     }
-    ctx.progress("deploy", &release, &format!("replacing {running}"));
+    ctx.progress(
+        "deploy",
+        &release,
+        &if again {
+            "booting it again on new instances".to_string()
+        } else {
+            format!("replacing {running}")
+        },
+    );
     launch::ensure_release(ctx, Some(current.clone()), &release).await?;
     let new_version = ctx.need("the launch template version", |o| o.launch_template_version)?;
     set_version(ctx, &current.id, new_version).await?;
@@ -141,10 +190,13 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     let mut known: BTreeSet<String> = old.iter().cloned().collect();
     // New instances that have replaced old ones so far.
     let mut placed: Vec<String> = Vec::new();
-    for chunk in old.chunks(batch) {
+    let mut remaining = old.clone();
+    while !remaining.is_empty() {
+        let n = batch.min(remaining.len());
         if let Err(why) = replace(
             ctx,
-            chunk,
+            &mut remaining,
+            n,
             desired,
             &mut known,
             &mut placed,
@@ -216,26 +268,151 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     Ok((release, new_version, placed.len()))
 }
 
-/// One batch: start as many new instances as `victims`, wait until they are healthy
-/// targets, then retire the victims. The new instances join `placed` before any victim is
-/// retired, so a failure while retiring still knows which instances run the new release.
+/// One batch: start `n` new instances, wait until they are healthy targets, then retire
+/// `n` of the `remaining` old ones, each from the zone a new one started in, so the zones
+/// stay balanced (an unbalanced group is what AZRebalance acts on once resumed). The new
+/// instances join `placed` before any victim is retired, so a failure while retiring
+/// still knows which instances run the new release.
 async fn replace(
     ctx: &Ctx,
-    victims: &[String],
+    remaining: &mut Vec<String>,
+    n: usize,
     desired: i32,
     known: &mut BTreeSet<String>,
     placed: &mut Vec<String>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let n = victims.len();
     set_sizes(ctx, Some(desired + i32::try_from(n).unwrap_or(0)), None).await?;
     let fresh = wait_new_healthy(ctx, known, n, timeout).await?;
     known.extend(fresh.iter().cloned());
-    placed.extend(fresh);
-    for id in victims {
+    placed.extend(fresh.iter().cloned());
+    let zones = zones_of(ctx).await?;
+    let victims = same_zones(&fresh, remaining, &zones, n);
+    remaining.retain(|r| !victims.contains(r));
+    for id in &victims {
         retire(ctx, id).await?;
     }
+    // A victim Auto Scaling had replaced already (it died, or turned unhealthy) left the
+    // group without lowering its count: the batch ends where it began.
+    set_sizes(ctx, Some(desired), None).await?;
     Ok(())
+}
+
+/// Wait until the group is what config.toml says again: the desired number of instances
+/// in service and healthy, none coming or going, the zones even within one. Auto Scaling
+/// places launches itself, so a roll can leave one zone a batch ahead; AZRebalance, on
+/// again, then launches in the short zone and (after it serves) retires one in the long,
+/// which this waits out so the stack is settled when the command returns.
+async fn settled(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
+    let desired = usize::try_from(ctx.config.app.desired_capacity).unwrap_or(0);
+    let shown = std::sync::Mutex::new(String::new());
+    wait_for(
+        &format!("{desired} healthy instance(s), evenly over the zones"),
+        ctx.timing,
+        timeout,
+        || async {
+            let g = fleet::find(ctx)
+                .await?
+                .context("the Auto Scaling group disappeared")?;
+            // Every zone of the group, an empty one too.
+            let mut per_zone: std::collections::BTreeMap<String, usize> = g
+                .availability_zones()
+                .iter()
+                .map(|z| (z.clone(), 0))
+                .collect();
+            let mut moving = 0;
+            for i in g.instances() {
+                match i.lifecycle_state().map(|s| s.as_str()) {
+                    Some("InService") => {
+                        *per_zone
+                            .entry(i.availability_zone().unwrap_or_default().to_string())
+                            .or_default() += 1
+                    }
+                    _ => moving += 1,
+                }
+            }
+            let serving: usize = per_zone.values().sum();
+            let spread =
+                per_zone.values().max().unwrap_or(&0) - per_zone.values().min().unwrap_or(&0);
+            let healthy = balancer::target_health(ctx)
+                .await?
+                .iter()
+                .filter(|t| t.1 == "healthy")
+                .count();
+            let now = format!(
+                "{serving} in service {per_zone:?}, {moving} coming or going, {healthy} healthy"
+            );
+            if let Ok(mut last) = shown.lock() {
+                if *last != now {
+                    ctx.progress("auto-scaling-group", &fleet::name(ctx), &now);
+                    *last = now;
+                }
+            }
+            Ok(
+                (serving == desired && moving == 0 && spread <= 1 && healthy == desired)
+                    .then_some(()),
+            )
+        },
+    )
+    .await
+}
+
+/// The group's instances and their zones.
+async fn zones_of(ctx: &Ctx) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let g = fleet::find(ctx)
+        .await?
+        .context("the Auto Scaling group disappeared")?;
+    Ok(g.instances()
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i.instance_id()?.to_string(),
+                i.availability_zone()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// `n` of `pool` to retire for `fresh`: for each new instance one from its zone where
+/// there is one, the rest from the zones holding the most old instances.
+fn same_zones(
+    fresh: &[String],
+    pool: &[String],
+    zones: &std::collections::HashMap<String, String>,
+    n: usize,
+) -> Vec<String> {
+    let mut left: Vec<String> = pool.to_vec();
+    let mut picked = Vec::new();
+    for f in fresh.iter().take(n) {
+        let zone = zones.get(f);
+        if let Some(i) = left
+            .iter()
+            .position(|o| zone.is_some() && zones.get(o) == zone)
+        {
+            picked.push(left.remove(i));
+        }
+    }
+    while picked.len() < n && !left.is_empty() {
+        let mut count: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for o in &left {
+            *count
+                .entry(zones.get(o).map(String::as_str).unwrap_or(""))
+                .or_default() += 1;
+        }
+        let fullest = left
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, o)| {
+                (
+                    count[zones.get(*o).map(String::as_str).unwrap_or("")],
+                    std::cmp::Reverse(*i),
+                )
+            })
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        picked.push(left.remove(fullest));
+    }
+    picked
 }
 
 /// Replace `placed` (instances of a release that failed later in the roll) with instances
@@ -249,8 +426,10 @@ async fn restore(
     back: &mut Vec<String>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    for chunk in placed.chunks(batch) {
-        if let Err(e) = replace(ctx, chunk, desired, known, back, timeout).await {
+    let mut remaining = placed.to_vec();
+    while !remaining.is_empty() {
+        let n = batch.min(remaining.len());
+        if let Err(e) = replace(ctx, &mut remaining, n, desired, known, back, timeout).await {
             remove_strangers(ctx, known, desired).await?;
             return Err(e);
         }
@@ -495,7 +674,8 @@ async fn retire(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         )
         .send()
         .await
-        .aws(format!("deregistering {id}"))?;
+        // Not registered (any more): the instance died, or a first answer was lost.
+        .aws_unless(format!("deregistering {id}"), &["InvalidTarget"])?;
     ctx.progress("target", id, "deregistered: draining");
     let drain = Duration::from_secs(
         u64::try_from(ctx.config.balancer.deregistration_delay_secs).unwrap_or(300),
@@ -526,13 +706,18 @@ async fn terminate(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         Ok(_) => ctx.progress("instance", id, "terminated"),
         // Already out of the group (the group replaced a dead instance meanwhile): gone.
         Err(e)
-            if crate::aws::code(&e).as_deref() == Some("ValidationError")
+            if crate::engine::errors::code(&e).as_deref() == Some("ValidationError")
                 && format!("{}", aws_sdk_autoscaling::error::DisplayErrorContext(&e))
                     .contains("not found") =>
         {
             ctx.progress("instance", id, "already gone from the group");
         }
-        Err(e) => return Err(crate::aws::explain(format!("terminating {id}"), e)),
+        Err(e) => {
+            return Err(crate::engine::errors::explain(
+                format!("terminating {id}"),
+                e,
+            ))
+        }
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use aws_sdk_ssm::types::{ParameterType, Tag};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::aws::{code, explain};
-use crate::context::{Ctx, STACK_TAG};
+use crate::engine::context::{Ctx, STACK_TAG};
+use crate::engine::errors::{code, explain};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Holder {
@@ -19,13 +19,19 @@ pub struct Holder {
     pub pid: u32,
     /// Unix time after which the lock is stale unless renewed.
     pub expires: i64,
+    /// Unix time of the holder's last renewal: a dead run's last sign of life.
+    #[serde(default)]
+    pub renewed: i64,
+    /// Tells this run's lock from another's (a create whose answer was lost finds it).
+    #[serde(default)]
+    pub token: String,
 }
 
 pub fn parameter(ctx: &Ctx) -> String {
     format!("/gallery/{}/lock", ctx.stack())
 }
 
-fn me(command: &str, lease: Duration) -> Holder {
+fn me(command: &str, lease: Duration, token: &str) -> Holder {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -41,6 +47,8 @@ fn me(command: &str, lease: Duration) -> Holder {
             .unwrap_or_default(),
         pid: std::process::id(),
         expires: now.unix_timestamp() + lease.as_secs().max(1) as i64,
+        renewed: now.unix_timestamp(),
+        token: token.to_string(),
     }
 }
 
@@ -110,18 +118,26 @@ impl Drop for Guard {
     }
 }
 
-/// Take the lock or say who holds it.
+/// Take the lock or say who holds it. Taking over the lapsed lock of a run that died
+/// first waits out the listing lag since its last sign of life, so that whatever it
+/// created just before dying is listed (and found, not made twice) by this run.
 pub async fn acquire(ctx: &Ctx, command: &str) -> anyhow::Result<Guard> {
     let name = parameter(ctx);
     let lease = ctx.timing.lock_lease;
+    let token = format!("{:016x}", rand::random::<u64>());
     for attempt in 0..2 {
-        match put(ctx, &me(command, lease), false).await {
-            Ok(()) => return Ok(start_renewing(ctx, command)),
+        match put(ctx, &me(command, lease, &token), false).await {
+            Ok(()) => return Ok(start_renewing(ctx, command, token)),
             Err(e) if code(&e).as_deref() == Some("ParameterAlreadyExists") => {
                 let h = holder(ctx).await?;
-                let stale = h
-                    .as_ref()
-                    .is_none_or(|h| h.expires < OffsetDateTime::now_utc().unix_timestamp());
+                if h.as_ref().is_some_and(|h| h.token == token) {
+                    // Ours: the create succeeded, its answer was lost.
+                    return Ok(start_renewing(ctx, command, token));
+                }
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                // Only a holder we can read and whose lease ran out is dead: a lock we can't
+                // read (gone at once, another tool's) is not ours to break.
+                let stale = h.as_ref().is_some_and(|h| h.expires < now);
                 if stale && attempt == 0 {
                     // Its holder stopped renewing it: that run is dead.
                     if let Some(h) = &h {
@@ -130,6 +146,18 @@ pub async fn acquire(ctx: &Ctx, command: &str) -> anyhow::Result<Guard> {
                             &name,
                             &format!("taking over the lapsed lock of {} (`{}`)", h.who, h.command),
                         );
+                        let last_seen = if h.renewed > 0 { h.renewed } else { h.expires };
+                        let lag =
+                            i64::try_from(ctx.timing.listing_lag.as_secs()).unwrap_or(i64::MAX);
+                        let wait = last_seen.saturating_add(lag) - now;
+                        if wait > 0 {
+                            ctx.progress(
+                                "lock",
+                                &name,
+                                &format!("waiting {wait}s for what that run made to be listed"),
+                            );
+                            tokio::time::sleep(Duration::from_secs(wait.unsigned_abs())).await;
+                        }
                     }
                     release(ctx).await?;
                     continue;
@@ -153,7 +181,7 @@ pub async fn acquire(ctx: &Ctx, command: &str) -> anyhow::Result<Guard> {
     anyhow::bail!("could not take lock {name}")
 }
 
-fn start_renewing(ctx: &Ctx, command: &str) -> Guard {
+fn start_renewing(ctx: &Ctx, command: &str, token: String) -> Guard {
     let clients = ctx.aws.clone();
     let config = ctx.config.clone();
     let timing = ctx.timing;
@@ -161,14 +189,14 @@ fn start_renewing(ctx: &Ctx, command: &str) -> Guard {
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let stopped = stop.clone();
     let renew = tokio::spawn(async move {
-        let ctx = Ctx::new(config, clients, crate::context::Mode::Apply, timing);
+        let ctx = Ctx::new(config, clients, crate::engine::context::Mode::Apply, timing);
         let every = (timing.lock_lease / 3).max(Duration::from_millis(100));
         loop {
             tokio::select! {
                 _ = stopped.notified() => return,
                 _ = tokio::time::sleep(every) => {
                     // A failed renewal is retried at the next tick; the lease covers a few misses.
-                    let _ = put(&ctx, &me(&command, timing.lock_lease), true).await;
+                    let _ = put(&ctx, &me(&command, timing.lock_lease, &token), true).await;
                 }
             }
         }

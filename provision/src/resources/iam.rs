@@ -1,0 +1,413 @@
+//! The instance role and profile, least privilege: read-write on this stack's images,
+//! read-only on its releases, its two secrets; nothing else. IAM is global, so the names
+//! carry the region: the same stack name in two regions gets two roles.
+
+use crate::engine::context::{Ctx, PLANNED, STACK_TAG};
+use crate::engine::errors::{already, code, explain, AwsResult};
+use crate::engine::graph::Change;
+use crate::engine::retry::{retry_while, until_visible};
+use crate::resources::scan::{found, Found};
+use crate::templates;
+
+pub fn role_name(ctx: &Ctx) -> String {
+    ctx.name(&format!("{}-app", ctx.aws.region))
+}
+
+/// The inline policy the role must have.
+pub fn app_policy(
+    bucket: &str,
+    db_secret: &str,
+    admin_secret: &str,
+) -> anyhow::Result<serde_json::Value> {
+    templates::policy(
+        templates::APP_POLICY,
+        &[
+            ("bucket", bucket),
+            ("db_secret_arn", db_secret),
+            ("admin_secret_arn", admin_secret),
+        ],
+    )
+}
+
+fn tagged(ctx: &Ctx, tags: &[aws_sdk_iam::types::Tag]) -> bool {
+    tags.iter()
+        .any(|t| t.key() == STACK_TAG && t.value() == ctx.stack())
+}
+
+pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
+    let name = role_name(ctx);
+    let o = ctx.out();
+    let bucket = ctx.need("the bucket", |o| o.bucket.clone())?;
+    let db_secret = o.db_secret_arn.clone().unwrap_or_else(|| PLANNED.into());
+    let admin_secret = o.admin_secret_arn.clone().unwrap_or_else(|| PLANNED.into());
+    let want = app_policy(&bucket, &db_secret, &admin_secret)?;
+    let mut changes = Vec::new();
+
+    let role = match ctx.aws.iam.get_role().role_name(&name).send().await {
+        Ok(out) => out.role().cloned(),
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => None,
+        Err(e) => return Err(explain(format!("finding role {name}"), e)),
+    };
+    let mut existed = role.is_some();
+    let role_arn = match role {
+        Some(r) => {
+            if !tagged(ctx, r.tags()) {
+                anyhow::bail!(
+                    "IAM role {name} exists but is not tagged for this stack: refusing to use it"
+                );
+            }
+            r.arn().to_string()
+        }
+        None if ctx.planning() => PLANNED.into(),
+        None => create_role(ctx, &name).await?,
+    };
+    ctx.set(|o| o.role_arn = Some(role_arn));
+
+    let have = if existed {
+        match ctx
+            .aws
+            .iam
+            .get_role_policy()
+            .role_name(&name)
+            .policy_name(&name)
+            .send()
+            .await
+        {
+            Ok(out) => urlencoding::decode(out.policy_document())
+                .ok()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok()),
+            Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => None,
+            Err(e) => return Err(explain(format!("reading the policy of role {name}"), e)),
+        }
+    } else {
+        None
+    };
+    if have.as_ref() != Some(&want) {
+        changes.push("policy".to_string());
+        if !ctx.planning() {
+            let put = || {
+                ctx.aws
+                    .iam
+                    .put_role_policy()
+                    .role_name(&name)
+                    .policy_name(&name)
+                    .policy_document(want.to_string())
+                    .send()
+            };
+            let what = format!("setting the policy of role {name}");
+            match put().await {
+                Ok(_) => {}
+                // GetRole lags deletes: the role it showed is gone (a `down` moments ago).
+                Err(e) if existed && code(&e).as_deref() == Some("NoSuchEntity") => {
+                    ctx.progress(
+                        "iam-role",
+                        &name,
+                        "listed but gone (deleted moments ago): creating it",
+                    );
+                    let arn = create_role(ctx, &name).await?;
+                    ctx.set(|o| o.role_arn = Some(arn));
+                    existed = false;
+                    until_visible(&what, &["NoSuchEntity"], ctx.timing, put).await?;
+                }
+                // A role created moments ago may not be known to every IAM endpoint yet.
+                Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {
+                    until_visible(&what, &["NoSuchEntity"], ctx.timing, put).await?;
+                }
+                Err(e) => return Err(explain(what, e)),
+            }
+        }
+    }
+
+    let profile = match ctx
+        .aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await
+    {
+        Ok(out) => out.instance_profile().cloned(),
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => None,
+        Err(e) => return Err(explain(format!("finding instance profile {name}"), e)),
+    };
+    let (profile_arn, has_role) = match profile {
+        Some(p) => (
+            p.arn().to_string(),
+            p.roles().iter().any(|r| r.role_name() == name),
+        ),
+        None if ctx.planning() => {
+            changes.push("instance profile".into());
+            (PLANNED.to_string(), true)
+        }
+        None => {
+            let arn = create_profile(ctx, &name).await?;
+            changes.push("instance profile".into());
+            (arn, false)
+        }
+    };
+    if !has_role {
+        if !changes.contains(&"instance profile".to_string()) {
+            changes.push("role in profile".into());
+        }
+        if !ctx.planning() {
+            // A profile holds one role: LimitExceeded means it holds it already (this call,
+            // its first answer lost).
+            until_visible(
+                &format!("adding role {name} to its instance profile"),
+                &["NoSuchEntity"],
+                ctx.timing,
+                || async {
+                    already(
+                        ctx.aws
+                            .iam
+                            .add_role_to_instance_profile()
+                            .instance_profile_name(&name)
+                            .role_name(&name)
+                            .send()
+                            .await,
+                        &["LimitExceeded"],
+                    )
+                },
+            )
+            .await?;
+            // LimitExceeded only says the profile holds *a* role: it must be this one.
+            let holds = ctx
+                .aws
+                .iam
+                .get_instance_profile()
+                .instance_profile_name(&name)
+                .send()
+                .await
+                .aws(format!("reading instance profile {name}"))?
+                .instance_profile()
+                .is_some_and(|p| p.roles().iter().any(|r| r.role_name() == name));
+            if !holds {
+                anyhow::bail!("instance profile {name} holds another role than {name}: remove it from the profile, then run `provision up` again");
+            }
+        }
+    }
+    ctx.set(|o| o.instance_profile_arn = Some(profile_arn));
+    Ok(if !existed {
+        Change::Create
+    } else if changes.is_empty() {
+        Change::Unchanged
+    } else {
+        Change::Update(changes.join("; "))
+    })
+}
+
+async fn create_role(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
+    let made = ctx
+        .aws
+        .iam
+        .create_role()
+        .role_name(name)
+        .description(format!("gallery {}: app instances", ctx.stack()))
+        .assume_role_policy_document(templates::ASSUME_ROLE)
+        .set_tags(Some(crate::engine::tags::iam_tags(ctx, "app")?))
+        .send()
+        .await
+        .aws_unless(format!("creating role {name}"), &["EntityAlreadyExists"])?;
+    let arn = match made {
+        Some(out) => out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+        // Made by this call, its answer lost: read it back.
+        None => {
+            let out = ctx
+                .aws
+                .iam
+                .get_role()
+                .role_name(name)
+                .send()
+                .await
+                .aws(format!("reading role {name}"))?;
+            match out.role() {
+                Some(r) if tagged(ctx, r.tags()) => r.arn().to_string(),
+                _ => anyhow::bail!(
+                    "IAM role {name} exists but is not tagged for this stack: refusing to use it"
+                ),
+            }
+        }
+    };
+    ctx.progress("iam-role", name, "created");
+    Ok(arn)
+}
+
+async fn create_profile(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
+    let made = ctx
+        .aws
+        .iam
+        .create_instance_profile()
+        .instance_profile_name(name)
+        .set_tags(Some(crate::engine::tags::iam_tags(ctx, "app")?))
+        .send()
+        .await
+        .aws_unless(
+            format!("creating instance profile {name}"),
+            &["EntityAlreadyExists"],
+        )?;
+    let arn = match made {
+        Some(out) => out
+            .instance_profile()
+            .map(|p| p.arn().to_string())
+            .unwrap_or_default(),
+        // Made by this call, its answer lost: read it back, ours only.
+        None => {
+            let out = until_visible(
+                &format!("reading instance profile {name}"),
+                &["NoSuchEntity"],
+                ctx.timing,
+                || {
+                    ctx.aws
+                        .iam
+                        .get_instance_profile()
+                        .instance_profile_name(name)
+                        .send()
+                },
+            )
+            .await?;
+            match out.instance_profile() {
+                Some(p) if tagged(ctx, p.tags()) => p.arn().to_string(),
+                _ => anyhow::bail!(
+                    "instance profile {name} exists but is not tagged for this stack: refusing to use it"
+                ),
+            }
+        }
+    };
+    ctx.progress("instance-profile", name, "created");
+    Ok(arn)
+}
+
+pub async fn delete(ctx: &Ctx) -> anyhow::Result<Change> {
+    let name = role_name(ctx);
+    let mut any = false;
+    match ctx
+        .aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&name)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            if let Some(p) = out.instance_profile() {
+                if tagged(ctx, p.tags()) {
+                    for r in p.roles() {
+                        ctx.aws
+                            .iam
+                            .remove_role_from_instance_profile()
+                            .instance_profile_name(&name)
+                            .role_name(r.role_name())
+                            .send()
+                            .await
+                            .aws_unless(
+                                format!("removing role from instance profile {name}"),
+                                &["NoSuchEntity"],
+                            )?;
+                    }
+                    ctx.aws
+                        .iam
+                        .delete_instance_profile()
+                        .instance_profile_name(&name)
+                        .send()
+                        .await
+                        .aws_unless(
+                            format!("deleting instance profile {name}"),
+                            &["NoSuchEntity"],
+                        )?;
+                    ctx.progress("instance-profile", &name, "deleted");
+                    any = true;
+                }
+            }
+        }
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+        Err(e) => return Err(explain(format!("finding instance profile {name}"), e)),
+    }
+    match ctx.aws.iam.get_role().role_name(&name).send().await {
+        Ok(out) => {
+            if out.role().is_some_and(|r| tagged(ctx, r.tags())) {
+                let policies = ctx
+                    .aws
+                    .iam
+                    .list_role_policies()
+                    .role_name(&name)
+                    .send()
+                    .await
+                    .aws_unless(
+                        format!("listing policies of role {name}"),
+                        &["NoSuchEntity"],
+                    )?;
+                let names = policies
+                    .map(|p| p.policy_names().to_vec())
+                    .unwrap_or_default();
+                for p in &names {
+                    ctx.aws
+                        .iam
+                        .delete_role_policy()
+                        .role_name(&name)
+                        .policy_name(p)
+                        .send()
+                        .await
+                        .aws_unless(
+                            format!("deleting policy {p} of role {name}"),
+                            &["NoSuchEntity"],
+                        )?;
+                }
+                retry_while(
+                    &format!("deleting role {name}"),
+                    &["DeleteConflict"],
+                    ctx.timing,
+                    || async {
+                        already(
+                            ctx.aws.iam.delete_role().role_name(&name).send().await,
+                            &["NoSuchEntity"],
+                        )
+                    },
+                )
+                .await?;
+                ctx.progress("iam-role", &name, "deleted");
+                any = true;
+            }
+        }
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+        Err(e) => return Err(explain(format!("finding role {name}"), e)),
+    }
+    Ok(if any { Change::Delete } else { Change::Absent })
+}
+
+/// What of this module's resources is tagged for the stack (for `status`, and for
+/// `down`'s final check).
+pub async fn scan(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
+    let mut all = Vec::new();
+    // Not found is "gone"; any other error (no permission, say) must not read as "gone".
+    let role = role_name(ctx);
+    match ctx.aws.iam.get_role().role_name(&role).send().await {
+        Ok(out) => {
+            if out.role().is_some_and(|r| {
+                r.tags()
+                    .iter()
+                    .any(|t| t.key() == STACK_TAG && t.value() == ctx.stack())
+            }) {
+                all.push(found("iam-role", role.clone(), "present"));
+            }
+        }
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+        Err(e) => return Err(explain(format!("scanning IAM role {role}"), e)),
+    }
+    match ctx
+        .aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&role)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            if out.instance_profile().is_some() {
+                all.push(found("instance-profile", role, "present"));
+            }
+        }
+        Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+        Err(e) => return Err(explain(format!("scanning instance profile {role}"), e)),
+    }
+    Ok(all)
+}
