@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod aws;
 pub mod aws_secrets;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

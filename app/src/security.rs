@@ -22,9 +22,8 @@ pub fn content_security_policy(image_origin: Option<&str>) -> String {
 pub async fn headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    let csp = content_security_policy(state.storage.foreign_origin().as_deref());
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    if let Some(csp) = &state.csp {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

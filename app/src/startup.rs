@@ -53,11 +53,14 @@ impl Application {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let csp = crate::security::content_security_policy(storage.foreign_origin().as_deref());
         let state = AppState {
             db,
             storage,
             config: Arc::new(config),
             health: Arc::new(Health::default()),
+            cache: Arc::new(crate::cache::Cache::default()),
+            csp: axum::http::HeaderValue::from_str(&csp).ok(),
             cpu: Arc::new(Semaphore::new(cores)),
         };
         tokio::spawn(prepare_database(state.clone()));
@@ -172,6 +175,7 @@ async fn prepare_database(state: AppState) {
             Ok(()) => {
                 state.health.set_migrated();
                 tracing::info!("database ready");
+                tokio::spawn(state.cache.clone().follow(state.db.clone()));
                 return;
             }
             Err(e) => {

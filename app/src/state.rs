@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::storage::Storage;
@@ -15,6 +16,10 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,
     pub health: Arc<Health>,
+    /// Sessions, users and images held in memory for reads (see `cache`).
+    pub cache: Arc<Cache>,
+    /// The Content-Security-Policy header, built once.
+    pub csp: Option<axum::http::HeaderValue>,
     /// Bounds CPU-heavy work (argon2, decoding) so a burst of uploads can't starve the server.
     pub cpu: Arc<Semaphore>,
 }

@@ -62,7 +62,18 @@ impl FromRequestParts<AppState> for CurrentUser {
             return Err(login());
         };
         let epoch = session.get::<i64>(SESSION_EPOCH).await?.unwrap_or(-1);
-        match users::by_id(&state.db, id).await? {
+        let user = match state.cache.user(id) {
+            Some(user) => Some(user),
+            None => {
+                let ticket = state.cache.ticket();
+                let user = users::by_id(&state.db, id).await?;
+                if let Some(u) = &user {
+                    state.cache.put_user(ticket, u);
+                }
+                user
+            }
+        };
+        match user {
             Some(user) if user.session_epoch == epoch => {
                 keep_alive(&session, state.config.session_idle).await?;
                 Ok(CurrentUser { user, session })

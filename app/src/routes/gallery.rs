@@ -8,7 +8,6 @@ use serde::Deserialize;
 use crate::auth::{csrf, CurrentUser};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::images;
 use crate::templates::{GalleryPage, ImagePage, ImageView, Nav, Page};
 
 #[derive(Deserialize)]
@@ -30,13 +29,16 @@ pub async fn index(
             .ok_or_else(|| AppError::BadRequest(format!("`{p}` is not a page number.")))?,
     };
     let size = i64::from(state.config.page_size);
-    let (list, total) = images::page_for_owner(
-        &state.db,
-        current.user.id,
-        size,
-        (page - 1).saturating_mul(size),
-    )
-    .await?;
+    let found = state
+        .cache
+        .image_page(
+            &state.db,
+            current.user.id,
+            size,
+            (page - 1).saturating_mul(size),
+        )
+        .await?;
+    let (list, total) = (&found.0, found.1);
     let pages = ((total + size - 1) / size).max(1);
     if list.is_empty() && total > 0 {
         // Past the last page (say, after deleting its last image): show the last one.
@@ -61,15 +63,17 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> AppResult<impl IntoResponse> {
     // Another user's id is indistinguishable from a missing one.
-    let img = images::owned(&state.db, &id, current.user.id)
+    let img = state
+        .cache
+        .owned_image(&state.db, &id, current.user.id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let (newer, older) = images::neighbours(&state.db, &img).await?;
+    let (newer, older) = state.cache.image_neighbours(&state.db, &img).await?;
     let token = csrf::token(&current.session).await?;
     Ok(Page::ok(ImagePage {
         nav: Some(Nav::new(&current.user, token.clone())),
         csrf: token,
-        image: ImageView::from(&img),
+        image: ImageView::from(img.as_ref()),
         newer,
         older,
     }))

@@ -9,7 +9,6 @@ use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::{Delivery, ObjectKey, StorageError};
-use crate::store::images;
 
 #[derive(Clone, Copy)]
 enum Variant {
@@ -42,7 +41,9 @@ async fn serve(
     headers: HeaderMap,
     variant: Variant,
 ) -> AppResult<Response> {
-    let img = images::owned(&state.db, &id, current.user.id)
+    let img = state
+        .cache
+        .owned_image(&state.db, &id, current.user.id)
         .await?
         .ok_or(AppError::NotFound)?;
     let (key, content_type, tag) = match variant {

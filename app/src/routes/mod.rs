@@ -24,15 +24,16 @@ use crate::store::sessions::DbSessionStore;
 const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
-        .with_name("gallery_session")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        .with_secure(state.config.secure_cookies())
-        .with_expiry(Expiry::OnInactivity(
-            time::Duration::try_from(state.config.session_idle)
-                .unwrap_or(time::Duration::hours(12)),
-        ));
+    let sessions = SessionManagerLayer::new(
+        DbSessionStore::new(state.db.clone()).with_cache(state.cache.clone()),
+    )
+    .with_name("gallery_session")
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    .with_secure(state.config.secure_cookies())
+    .with_expiry(Expiry::OnInactivity(
+        time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::hours(12)),
+    ));
 
     let upload_limit = state.config.limits.max_upload_bytes;
 
@@ -79,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cache::scope,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -1,6 +1,7 @@
 //! Repository functions: every SQL statement lives here, written once for both backends
 //! (numbered `$n` parameters work on Postgres and SQLite alike).
 
+pub mod changes;
 pub mod images;
 pub mod sessions;
 pub mod throttle;

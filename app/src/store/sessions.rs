@@ -1,21 +1,41 @@
 //! Sessions in the database, so every instance behind the load balancer shares them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::Row;
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
+use crate::cache::Cache;
 use crate::db::Db;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DbSessionStore {
     db: Db,
+    /// Reads of sessions answered from memory when the cache allows it.
+    cache: Option<Arc<Cache>>,
+}
+
+impl std::fmt::Debug for DbSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSessionStore")
+            .field("cached", &self.cache.is_some())
+            .finish()
+    }
 }
 
 impl DbSessionStore {
     pub fn new(db: Db) -> Self {
-        DbSessionStore { db }
+        DbSessionStore { db, cache: None }
+    }
+
+    pub fn with_cache(self, cache: Arc<Cache>) -> Self {
+        DbSessionStore {
+            cache: Some(cache),
+            ..self
+        }
     }
 
     /// Remove expired sessions; run periodically.
@@ -101,10 +121,18 @@ impl SessionStore for DbSessionStore {
             .execute(self.db.pool().map_err(backend)?)
             .await
             .map_err(backend)?;
+        if let Some(cache) = &self.cache {
+            cache.saved_session(record);
+        }
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let key = id.to_string();
+        if let Some(record) = self.cache.as_ref().and_then(|c| c.session(&key)) {
+            return Ok(Some(record));
+        }
+        let ticket = self.cache.as_ref().map(|c| c.ticket());
         let row =
             sqlx::query("SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2")
                 .bind(id.to_string())
@@ -115,20 +143,31 @@ impl SessionStore for DbSessionStore {
         let Some(row) = row else { return Ok(None) };
         let data: String = row.try_get("data").map_err(backend)?;
         let expires_at: i64 = row.try_get("expires_at").map_err(backend)?;
-        Ok(Some(Record {
+        let record = Record {
             id: *id,
             data: serde_json::from_str(&data)
                 .map_err(|e| session_store::Error::Decode(e.to_string()))?,
             expiry_date: OffsetDateTime::from_unix_timestamp(expires_at).map_err(backend)?,
-        }))
+        };
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+            cache.put_session(ticket, &record);
+        }
+        Ok(Some(record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        if let Some(cache) = &self.cache {
+            cache.forget_session(&id.to_string());
+        }
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.to_string())
             .execute(self.db.pool().map_err(backend)?)
             .await
             .map_err(backend)?;
+        if let Some(cache) = &self.cache {
+            // Again: a read that began between the first forget and the delete.
+            cache.forget_session(&id.to_string());
+        }
         Ok(())
     }
 }

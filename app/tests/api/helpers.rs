@@ -553,3 +553,60 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A logged-in session as its cookie alone (`gallery_session=...`), for requests sent by
+/// hand: they carry none of a browser's other cookies, such as the marker a write sets
+/// (`gallery_sync`) that makes every instance read the database for that browser.
+pub struct RawSession {
+    pub cookie: String,
+}
+
+impl RawSession {
+    pub async fn login(base: &str, username: &str, password: &str) -> RawSession {
+        let r = login(base, &browser(), username, password).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{username} logs in");
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("gallery_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        RawSession { cookie }
+    }
+
+    pub async fn get(&self, base: &str, path: &str) -> Response {
+        raw_client()
+            .get(format!("{base}{path}"))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("get")
+    }
+
+    pub async fn post(&self, base: &str, path: &str, form: &[(&str, &str)]) -> Response {
+        raw_client()
+            .post(format!("{base}{path}"))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .expect("post")
+    }
+
+    /// The session's CSRF token, from a page of `base`.
+    pub async fn csrf(&self, base: &str) -> String {
+        let r = self.get(base, "/upload").await;
+        assert_eq!(r.status(), StatusCode::OK, "the upload form");
+        csrf_in(&r.text().await.expect("body"))
+    }
+}
+
+fn raw_client() -> Client {
+    Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .expect("client")
+}
