@@ -1,5 +1,47 @@
-//! JPEG completeness: the decoder we use forgives truncation (it fills the missing part
-//! with grey), so we walk the marker structure ourselves and require the end-of-image marker.
+//! JPEG specifics: completeness (the decoders forgive truncation, filling the missing part
+//! with grey, so we walk the marker structure ourselves and require the end-of-image
+//! marker) and the thumbnail decoded at reduced size.
+
+use std::io::Cursor;
+
+use image::metadata::Orientation;
+use image::{DynamicImage, GrayImage, RgbImage};
+
+/// Decode at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still covers the thumbnail:
+/// the 12 MP photo decodes at 500x375 instead of 4000x3000, a sixty-fourth of the pixels
+/// and of the memory (`jpeg-decoder`'s `scale`, what libjpeg's shrink-on-load does for
+/// vips). The entropy-coded data is still read to its end, so corruption is still found.
+/// `None` when this decoder can't read the file (an unusual pixel format, say): the
+/// caller decodes it at full size instead.
+pub fn scaled_thumbnail(
+    bytes: &[u8],
+    (width, height): (u32, u32),
+) -> Option<(DynamicImage, Orientation)> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().ok()?;
+    let (tw, th) = super::thumbnail_size(width, height);
+    let (w, h) = decoder
+        .scale(u16::try_from(tw).ok()?, u16::try_from(th).ok()?)
+        .ok()?;
+    let pixels = decoder.decode().ok()?;
+    let info = decoder.info()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    let img = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels)?)
+        }
+        jpeg_decoder::PixelFormat::L8 => {
+            DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels)?)
+        }
+        // CMYK and 16-bit greyscale: rare; the general decoder handles them.
+        _ => return None,
+    };
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    Some((img, orientation))
+}
 
 /// Ok if the segments are well formed and the entropy-coded data ends in EOI.
 pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
@@ -50,6 +92,20 @@ pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_jpeg_is_decoded_at_the_smallest_scale_that_covers_the_thumbnail() {
+        let img = image::RgbImage::from_pixel(1600, 1200, image::Rgb([200, 100, 50]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut bytes)
+            .encode_image(&img)
+            .expect("encode");
+        let (decoded, orientation) =
+            scaled_thumbnail(&bytes, (1600, 1200)).expect("read by the scaling decoder");
+        // 400x300 is wanted: a quarter of each side covers it exactly.
+        assert_eq!((decoded.width(), decoded.height()), (400, 300));
+        assert_eq!(orientation, Orientation::NoTransforms);
+    }
 
     fn jpeg() -> Vec<u8> {
         let img = image::DynamicImage::new_rgb8(64, 48);

@@ -104,6 +104,15 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
         jpeg::check_complete(bytes).map_err(MediaError::Corrupt)?;
     }
 
+    if kind == Kind::Jpeg {
+        if let Some(done) = jpeg::scaled_thumbnail(bytes, (width, height)) {
+            let (img, orientation) = done;
+            let (width, height) = upright(width, height, orientation);
+            return finish(kind, width, height, img, orientation);
+        }
+        // A JPEG the scaling decoder can't read: the general path decides (and explains).
+    }
+
     let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
     let mut limits = Limits::default();
     limits.max_image_width = Some(width);
@@ -116,9 +125,20 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    // Scale first, then turn the small result upright: rotating the full decoded image
-    // cost a second full-size buffer and a fifth of the time (docs/BENCHMARKS.md, part 3).
     let (width, height) = upright(img.width(), img.height(), orientation);
+    finish(kind, width, height, img, orientation)
+}
+
+/// Thumbnail the decoded image (`width` x `height` are the original's, upright).
+/// Scale first, then turn the small result upright: rotating the full decoded image cost
+/// a second full-size buffer and a fifth of the time (docs/BENCHMARKS.md, part 3).
+fn finish(
+    kind: Kind,
+    width: u32,
+    height: u32,
+    img: DynamicImage,
+    orientation: image::metadata::Orientation,
+) -> Result<Processed, MediaError> {
     // `thumbnail` also enlarges: a small image is its own thumbnail (re-encoded, so no EXIF).
     let mut thumb = if img.width() <= THUMB_EDGE && img.height() <= THUMB_EDGE {
         img
@@ -128,7 +148,8 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
         small
     };
     thumb.apply_orientation(orientation);
-    let (thumb, thumb_kind) = encode_thumbnail(&thumb).map_err(corrupt)?;
+    let (thumb, thumb_kind) =
+        encode_thumbnail(&thumb).map_err(|e| MediaError::Corrupt(e.to_string()))?;
     Ok(Processed {
         kind,
         width,
@@ -136,6 +157,17 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
         thumb,
         thumb_kind,
     })
+}
+
+/// The size a thumbnail of `width` x `height` gets: the long edge [`THUMB_EDGE`] (never
+/// enlarged), the ratio kept.
+fn thumbnail_size(width: u32, height: u32) -> (u32, u32) {
+    let long = width.max(height).max(1);
+    if long <= THUMB_EDGE {
+        return (width, height);
+    }
+    let scale = |v: u32| ((u64::from(v) * u64::from(THUMB_EDGE)) / u64::from(long)).max(1) as u32;
+    (scale(width), scale(height))
 }
 
 /// Dimensions as displayed: the orientations that turn by 90 degrees swap them.
@@ -171,6 +203,61 @@ mod tests {
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .unwrap();
         out
+    }
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([
+                (x * 255 / width) as u8,
+                (y * 255 / height) as u8,
+                ((x + y) % 256) as u8,
+            ])
+        });
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_large_jpeg_decoded_at_reduced_scale_matches_the_full_decode() {
+        let bytes = jpeg(1600, 1200);
+        let p = process(&bytes, 10_000_000).unwrap();
+        assert_eq!((p.width, p.height), (1600, 1200));
+        let scaled = image::load_from_memory(&p.thumb).unwrap().to_rgb8();
+        assert_eq!(scaled.dimensions(), (400, 300));
+        let full = image::load_from_memory(&bytes)
+            .unwrap()
+            .thumbnail(THUMB_EDGE, THUMB_EDGE)
+            .to_rgb8();
+        assert_eq!(full.dimensions(), (400, 300));
+        let diff: u64 = scaled
+            .as_raw()
+            .iter()
+            .zip(full.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = diff as f64 / scaled.as_raw().len() as f64;
+        assert!(mean < 6.0, "mean difference per channel {mean:.2}");
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_refused_before_the_scaled_decode() {
+        let bytes = jpeg(1600, 1200);
+        let cut = &bytes[..bytes.len() * 2 / 3];
+        assert!(matches!(
+            process(cut, 10_000_000),
+            Err(MediaError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn thumbnail_sizes_keep_the_ratio_and_never_enlarge() {
+        assert_eq!(thumbnail_size(4000, 3000), (400, 300));
+        assert_eq!(thumbnail_size(3000, 4000), (300, 400));
+        assert_eq!(thumbnail_size(300, 200), (300, 200));
+        assert_eq!(thumbnail_size(10_000, 1), (400, 1));
     }
 
     #[test]

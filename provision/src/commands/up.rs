@@ -60,6 +60,9 @@ pub fn print_plan(outcome: &Outcome) {
 pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outcome> {
     let planned = plan(planner).await?;
     if !planned.changes.iter().any(|(_, c)| c.is_change()) {
+        // An `up` that died after its last write left its lock: nothing is left to do,
+        // but the lapsed lock must not stay (`status` and the scan would show it).
+        crate::engine::lock::clear_lapsed(applier, "up").await?;
         return Ok(Outcome {
             changes: Vec::new(),
             url: planned.url,

@@ -207,6 +207,19 @@ fn start_renewing(ctx: &Ctx, command: &str, token: String) -> Guard {
     }
 }
 
+/// Take over and release the lock if its holder's lease ran out (a run that died): for a
+/// command that finds nothing to change and so would not take the lock at all. A live
+/// holder's lock is left alone.
+pub async fn clear_lapsed(ctx: &Ctx, command: &str) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if holder(ctx).await?.is_some_and(|h| h.expires < now) {
+        let guard = acquire(ctx, command).await?;
+        guard.stop().await;
+        release(ctx).await?;
+    }
+    Ok(())
+}
+
 pub async fn release(ctx: &Ctx) -> anyhow::Result<()> {
     let name = parameter(ctx);
     match ctx.aws.ssm.delete_parameter().name(&name).send().await {
