@@ -52,8 +52,14 @@ const MAX_USERS: usize = 20_000;
 const MAX_LIBRARIES: usize = 2_000;
 const MAX_PER_LIBRARY: usize = 512;
 
-/// One page of a user's images, with the count of all of them.
-pub type ImagePage = Arc<(Vec<Image>, i64)>;
+/// One page of a user's images, with the count of all of them, and its grid's HTML once
+/// a view rendered it.
+pub struct CachedPage {
+    pub images: Vec<Image>,
+    pub total: i64,
+    pub grid: std::sync::OnceLock<String>,
+}
+pub type ImagePage = Arc<CachedPage>;
 pub type Neighbours = (Option<String>, Option<String>);
 
 tokio::task_local! {
@@ -360,7 +366,12 @@ impl Cache {
             return Ok(page);
         }
         let ticket = self.ticket();
-        let page = Arc::new(images::page_for_owner(db, owner, limit, offset).await?);
+        let (images, total) = images::page_for_owner(db, owner, limit, offset).await?;
+        let page = Arc::new(CachedPage {
+            images,
+            total,
+            grid: std::sync::OnceLock::new(),
+        });
         self.put_page(ticket, owner, limit, offset, page.clone());
         Ok(page)
     }
@@ -500,8 +511,28 @@ mod tests {
         let cache = Cache::default();
         poll(&cache, &[]);
         let t = cache.ticket();
-        cache.put_page(t, 1, 60, 0, Arc::new((Vec::new(), 0)));
-        cache.put_page(t, 2, 60, 0, Arc::new((Vec::new(), 0)));
+        cache.put_page(
+            t,
+            1,
+            60,
+            0,
+            Arc::new(CachedPage {
+                images: Vec::new(),
+                total: 0,
+                grid: Default::default(),
+            }),
+        );
+        cache.put_page(
+            t,
+            2,
+            60,
+            0,
+            Arc::new(CachedPage {
+                images: Vec::new(),
+                total: 0,
+                grid: Default::default(),
+            }),
+        );
         cache.put_user(t, &user(1));
         poll(&cache, &[change(7, "images", Some(1))]);
         reading(async {

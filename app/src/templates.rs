@@ -150,12 +150,47 @@ pub fn human_time(millis: i64) -> String {
 
 #[derive(Template)]
 #[template(path = "gallery.html")]
-pub struct GalleryPage {
+pub struct GalleryPage<'a> {
     pub nav: Option<Nav>,
-    pub images: Vec<ImageView>,
+    /// The grid's HTML (rendered by [`grid_html`], escaped there); empty for no images.
+    pub grid: &'a str,
     pub page: i64,
     pub pages: i64,
     pub total: i64,
+}
+
+/// One page's grid of thumbnails: rendered once per cached page of images, not per view.
+#[derive(Template)]
+#[template(path = "grid.html")]
+struct Grid<'a> {
+    items: Vec<GridItem<'a>>,
+}
+
+struct GridItem<'a> {
+    id: &'a str,
+    name: &'a str,
+    thumb_width: u32,
+    thumb_height: u32,
+}
+
+/// The grid of `images` as HTML (empty for none).
+pub fn grid_html(images: &[Image]) -> askama::Result<String> {
+    if images.is_empty() {
+        return Ok(String::new());
+    }
+    let items = images
+        .iter()
+        .map(|img| {
+            let (thumb_width, thumb_height) = thumb_size(img.width, img.height);
+            GridItem {
+                id: &img.id,
+                name: &img.original_name,
+                thumb_width,
+                thumb_height,
+            }
+        })
+        .collect();
+    Grid { items }.render()
 }
 
 #[derive(Template)]

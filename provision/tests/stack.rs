@@ -1012,6 +1012,32 @@ async fn a_second_run_is_refused_while_the_lock_is_held() {
     drop(guard);
     assert_eq!(run(Command::Unlock, &config).await.0.unwrap(), 0);
     assert_eq!(run(up_cmd(), &changed).await.0.unwrap(), 0);
+
+    // A run that died holding the lock after its last write: the next `up` has nothing to
+    // change, and still clears the lapsed lock instead of leaving it behind.
+    let dying = Ctx::new(
+        changed.clone(),
+        clients(Arc::new(CallLog::default())).await,
+        Mode::Apply,
+        timing(),
+    );
+    drop(
+        provision::engine::lock::acquire(&dying, "up")
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(timing().lock_lease + Duration::from_millis(1200)).await;
+    let (r, log) = run(up_cmd(), &changed).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_eq!(
+        resource_writes(&log),
+        Vec::<String>::new(),
+        "nothing to change"
+    );
+    assert!(
+        !counts(&changed).await.contains_key("lock"),
+        "the lapsed lock is cleared"
+    );
     run(down(true), &config).await.0.unwrap();
 }
 

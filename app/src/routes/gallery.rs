@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::auth::{csrf, CurrentUser};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::templates::{GalleryPage, ImagePage, ImageView, Nav, Page};
+use crate::templates::{grid_html, GalleryPage, ImagePage, ImageView, Nav, Page};
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -38,7 +38,7 @@ pub async fn index(
             (page - 1).saturating_mul(size),
         )
         .await?;
-    let (list, total) = (&found.0, found.1);
+    let (list, total) = (&found.images, found.total);
     let pages = ((total + size - 1) / size).max(1);
     if list.is_empty() && total > 0 {
         // Past the last page (say, after deleting its last image): show the last one.
@@ -49,7 +49,13 @@ pub async fn index(
             &current.user,
             csrf::token(&current.session).await?,
         )),
-        images: list.iter().map(ImageView::from).collect(),
+        grid: match found.grid.get() {
+            Some(grid) => grid,
+            None => {
+                let html = grid_html(list).map_err(|e| AppError::Internal(e.into()))?;
+                found.grid.get_or_init(|| html)
+            }
+        },
         page,
         pages,
         total,

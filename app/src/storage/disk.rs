@@ -14,6 +14,11 @@ use super::{Delivery, ObjectKey, Storage, StorageError};
 /// Files up to this size are read whole in one blocking call.
 const SMALL_FILE: u64 = 1 << 20;
 
+/// Files up to this size (every thumbnail) are also kept in memory once read...
+const HELD_FILE: usize = 256 << 10;
+/// ...up to this many bytes in all (then the memory starts again from empty).
+const HELD_BYTES: usize = 64 << 20;
+
 enum Opened {
     Small(Vec<u8>),
     Large(std::fs::File, u64),
@@ -21,12 +26,44 @@ enum Opened {
 
 pub struct DiskStorage {
     root: PathBuf,
+    /// Small files already read, by key. A key is never written twice (each is a new
+    /// UUID), so what is held is never stale; a deleted key is dropped. Requests reach it
+    /// only after the owner check.
+    held: std::sync::Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    files: std::collections::HashMap<String, Bytes>,
+    bytes: usize,
 }
 
 impl DiskStorage {
     pub async fn open(root: PathBuf) -> Result<Self, StorageError> {
         tokio::fs::create_dir_all(&root).await?;
-        Ok(DiskStorage { root })
+        Ok(DiskStorage {
+            root,
+            held: std::sync::Mutex::new(Held::default()),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        // A panic while holding it leaves a map that is merely incomplete.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hold(&self, key: &ObjectKey, bytes: &Bytes) {
+        if bytes.len() > HELD_FILE {
+            return;
+        }
+        let mut held = self.held();
+        if held.bytes + bytes.len() > HELD_BYTES {
+            *held = Held::default();
+        }
+        held.bytes += bytes.len();
+        if let Some(old) = held.files.insert(key.as_str().to_string(), bytes.clone()) {
+            held.bytes -= old.len();
+        }
     }
 
     fn path(&self, key: &ObjectKey) -> PathBuf {
@@ -66,6 +103,12 @@ impl Storage for DiskStorage {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        {
+            let mut held = self.held();
+            if let Some(old) = held.files.remove(key.as_str()) {
+                held.bytes -= old.len();
+            }
+        }
         match tokio::fs::remove_file(self.path(key)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -80,6 +123,12 @@ impl Storage for DiskStorage {
     ) -> Result<Delivery, StorageError> {
         // A small file (every thumbnail) is read in one trip to the blocking pool instead
         // of one per open, stat and read (docs/BENCHMARKS.md, part 2); larger ones stream.
+        if let Some(bytes) = self.held().files.get(key.as_str()).cloned() {
+            return Ok(Delivery::Stream {
+                len: bytes.len() as u64,
+                body: Body::from(bytes),
+            });
+        }
         let path = self.path(key);
         let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Opened> {
             use std::io::Read;
@@ -95,10 +144,14 @@ impl Storage for DiskStorage {
         .await
         .map_err(|e| StorageError::Other(format!("reading {}: {e}", key.as_str())))?;
         match opened {
-            Ok(Opened::Small(buf)) => Ok(Delivery::Stream {
-                len: buf.len() as u64,
-                body: Body::from(buf),
-            }),
+            Ok(Opened::Small(buf)) => {
+                let bytes = Bytes::from(buf);
+                self.hold(key, &bytes);
+                Ok(Delivery::Stream {
+                    len: bytes.len() as u64,
+                    body: Body::from(bytes),
+                })
+            }
             Ok(Opened::Large(file, len)) => Ok(Delivery::Stream {
                 body: Body::from_stream(ReaderStream::with_capacity(
                     tokio::fs::File::from_std(file),
@@ -127,5 +180,47 @@ impl Storage for DiskStorage {
 
     fn foreign_origin(&self) -> Option<String> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(d: Delivery) -> Vec<u8> {
+        match d {
+            Delivery::Stream { body, .. } => axum::body::to_bytes(body, usize::MAX)
+                .await
+                .expect("body")
+                .to_vec(),
+            Delivery::Redirect { .. } => panic!("disk storage streams"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_small_file_is_served_from_memory_until_it_is_deleted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = DiskStorage::open(dir.path().to_path_buf())
+            .await
+            .expect("open");
+        let key =
+            ObjectKey::stored("alice/0b5f7a4e-2a0c-4c7e-9d59-0c3f1c0e8a11.thumb.jpg").expect("key");
+        storage
+            .put(&key, Bytes::from_static(b"thumbnail"), "image/jpeg")
+            .await
+            .expect("put");
+        let first = storage.deliver(&key, "image/jpeg").await.expect("deliver");
+        assert_eq!(body_of(first).await, b"thumbnail");
+        // Held now: served even though the file is gone from under it...
+        std::fs::remove_file(dir.path().join(key.as_str())).expect("remove");
+        let again = storage.deliver(&key, "image/jpeg").await.expect("held");
+        assert_eq!(body_of(again).await, b"thumbnail");
+        // ...but a delete through the storage forgets it.
+        storage.delete(&key).await.expect("delete");
+        assert!(matches!(
+            storage.deliver(&key, "image/jpeg").await,
+            Err(StorageError::NotFound(_))
+        ));
+        assert_eq!(storage.held().bytes, 0);
     }
 }
