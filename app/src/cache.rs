@@ -458,6 +458,14 @@ mod tests {
         }
     }
 
+    fn empty_page() -> ImagePage {
+        Arc::new(CachedPage {
+            images: Vec::new(),
+            total: 0,
+            grid: Default::default(),
+        })
+    }
+
     fn change(id: i64, scope: &str, user_id: Option<i64>) -> Change {
         Change {
             id,
@@ -511,28 +519,8 @@ mod tests {
         let cache = Cache::default();
         poll(&cache, &[]);
         let t = cache.ticket();
-        cache.put_page(
-            t,
-            1,
-            60,
-            0,
-            Arc::new(CachedPage {
-                images: Vec::new(),
-                total: 0,
-                grid: Default::default(),
-            }),
-        );
-        cache.put_page(
-            t,
-            2,
-            60,
-            0,
-            Arc::new(CachedPage {
-                images: Vec::new(),
-                total: 0,
-                grid: Default::default(),
-            }),
-        );
+        cache.put_page(t, 1, 60, 0, empty_page());
+        cache.put_page(t, 2, 60, 0, empty_page());
         cache.put_user(t, &user(1));
         poll(&cache, &[change(7, "images", Some(1))]);
         reading(async {
