@@ -417,7 +417,10 @@ pub async fn scope(State(state): State<AppState>, request: Request, next: Next) 
         && !request.uri().path().starts_with("/admin")
         && !has_sync_cookie(request.headers());
     let mut response = READS.scope(reads, next.run(request)).await;
-    if !reading {
+    // A refused request (4xx, 5xx: no session, no CSRF token, a bad form) wrote nothing,
+    // and must not switch this instance's cache off: anyone can send those.
+    let answered = response.status().is_success() || response.status().is_redirection();
+    if !reading && answered {
         // The handler and the session layer are done: the write is committed.
         state.cache.wrote();
         let secure = if state.config.secure_cookies() {

@@ -19,22 +19,31 @@ pub fn scaled_thumbnail(
 ) -> Option<(DynamicImage, Orientation)> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.read_info().ok()?;
+    // CMYK and 16-bit greyscale are rare: the general decoder handles them (checked before
+    // decoding, so they are not decoded twice).
+    let format = decoder.info()?.pixel_format;
+    if !matches!(
+        format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) {
+        return None;
+    }
+    // The scale is the smallest that covers either requested side: ask for the long side
+    // only, or a very wide image would come out a pixel short of the thumbnail's edge.
     let (tw, th) = super::thumbnail_size(width, height);
-    let (w, h) = decoder
-        .scale(u16::try_from(tw).ok()?, u16::try_from(th).ok()?)
-        .ok()?;
+    let (tw, th) = if width >= height {
+        (u16::try_from(tw).ok()?, u16::MAX)
+    } else {
+        (u16::MAX, u16::try_from(th).ok()?)
+    };
+    let (w, h) = decoder.scale(tw, th).ok()?;
     let pixels = decoder.decode().ok()?;
-    let info = decoder.info()?;
     let (w, h) = (u32::from(w), u32::from(h));
-    let img = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => {
-            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels)?)
-        }
+    let img = match format {
         jpeg_decoder::PixelFormat::L8 => {
             DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, pixels)?)
         }
-        // CMYK and 16-bit greyscale: rare; the general decoder handles them.
-        _ => return None,
+        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels)?),
     };
     let orientation = decoder
         .exif_data()
@@ -105,6 +114,19 @@ mod tests {
         // 400x300 is wanted: a quarter of each side covers it exactly.
         assert_eq!((decoded.width(), decoded.height()), (400, 300));
         assert_eq!(orientation, Orientation::NoTransforms);
+    }
+
+    #[test]
+    fn a_very_wide_jpeg_is_scaled_by_its_long_side() {
+        let img = image::RgbImage::from_pixel(3190, 24, image::Rgb([10, 20, 30]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut bytes)
+            .encode_image(&img)
+            .expect("encode");
+        let (decoded, _) = scaled_thumbnail(&bytes, (3190, 24)).expect("read");
+        // An eighth (399 x 3) would cover the short side's 3 pixels but not the 400-pixel
+        // edge: a quarter it is.
+        assert_eq!((decoded.width(), decoded.height()), (798, 6));
     }
 
     fn jpeg() -> Vec<u8> {
