@@ -103,6 +103,9 @@ GALLERY_DRAIN_SECS={{drain_secs}}
 GALLERY_LOG_JSON=true
 # Longer than the load balancer's 60 s idle timeout, so it never reuses a connection we are closing.
 GALLERY_HEADER_TIMEOUT_SECS=65
+# Uploads are received on the root volume (the unit's StateDirectory), not in /tmp: /tmp
+# is a tmpfs on Amazon Linux 2023, so a photo spooled there would sit in memory.
+GALLERY_SPOOL_DIR=/var/lib/gallery/spool
 ENV
 chmod 0640 /etc/gallery/gallery.env
 chgrp gallery /etc/gallery/gallery.env
@@ -121,6 +124,7 @@ User=gallery
 Group=gallery
 EnvironmentFile=/etc/gallery/gallery.env
 ExecStart=/opt/gallery/current/gallery serve
+StateDirectory=gallery
 Restart=on-failure
 RestartSec=2
 StandardOutput=journal+console

@@ -1,5 +1,6 @@
 //! Benchmark helper: run the upload intake path (sniff, header check, decode, orient,
-//! thumbnail, encode) on one file and print wall time per run and the peak RSS.
+//! thumbnail, encode) on one file and print wall time per run and the peak RSS. The file
+//! is read as the server reads a received upload: from disk through a buffer, never whole.
 //! `cargo run --release -p gallery --example thumbnail -- FILE [RUNS]`
 
 use std::time::Instant;
@@ -21,13 +22,12 @@ fn main() -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("usage: thumbnail FILE [RUNS]"))?;
     let runs: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(5);
-    let bytes = std::fs::read(&path)?;
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs {
         let start = Instant::now();
-        let out =
-            gallery::media::process(&bytes, 50_000_000).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let file = std::io::BufReader::with_capacity(64 << 10, std::fs::File::open(&path)?);
+        let out = gallery::media::process(file, 50_000_000).map_err(|e| anyhow::anyhow!("{e}"))?;
         times.push(start.elapsed().as_secs_f64() * 1000.0);
         last = Some(out);
     }

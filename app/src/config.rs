@@ -167,6 +167,13 @@ pub struct ServeArgs {
     /// Sessions end after this many seconds without a request (default 12 hours)
     #[arg(long, env = "GALLERY_SESSION_IDLE_SECS", default_value_t = 12 * 3600)]
     pub session_idle_secs: u64,
+
+    /// Folder uploads are received in, a file per photo, before they are checked and
+    /// stored; on a disk, not a tmpfs (it holds up to the upload limit per upload in
+    /// flight). Default: `.spool` in a `file://` storage folder (storing an original is
+    /// then a rename), else `gallery-spool` in the system's temporary folder
+    #[arg(long, env = "GALLERY_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -299,6 +306,8 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub upload_timeout: Duration,
+    /// Where uploads are received (see `spool`).
+    pub spool_dir: PathBuf,
 }
 
 impl Config {
@@ -414,6 +423,18 @@ impl Config {
                 ));
             }
         }
+        let spool_dir = match (&serve.spool_dir, &data.storage) {
+            (Some(dir), _) if dir.as_os_str().is_empty() => {
+                return Err(invalid(
+                    "--spool-dir",
+                    "GALLERY_SPOOL_DIR",
+                    "must not be empty",
+                ))
+            }
+            (Some(dir), _) => dir.clone(),
+            (None, StorageUrl::Disk(root)) => root.join(".spool"),
+            (None, StorageUrl::S3 { .. }) => std::env::temp_dir().join("gallery-spool"),
+        };
         Ok(Config {
             data,
             bind,
@@ -438,6 +459,7 @@ impl Config {
             header_timeout: Duration::from_secs(serve.header_timeout_secs),
             body_timeout: Duration::from_secs(serve.body_timeout_secs),
             upload_timeout: Duration::from_secs(serve.upload_timeout_secs),
+            spool_dir,
         })
     }
 }

@@ -92,6 +92,7 @@ impl AppError {
             MediaError::TooManyPixels { .. } | MediaError::Corrupt(_) => {
                 AppError::Unprocessable(msg)
             }
+            MediaError::Io(_) => AppError::Internal(anyhow::anyhow!(msg)),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Image lifecycle: taking in an upload (check, thumbnail, store, record) and deleting,
 //! ordered so storage and database never disagree in a way the user can't see or retry.
 
+use std::io::BufReader;
+
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -8,16 +10,20 @@ use crate::db::now_millis;
 use crate::domain::{DisplayName, Username};
 use crate::error::{AppError, AppResult};
 use crate::media;
+use crate::spool::Spooled;
 use crate::state::AppState;
 use crate::storage::ObjectKey;
 use crate::store::images::{self, Image};
 use crate::store::users::User;
 
-/// One file from an upload form.
+/// One file from an upload form, as received.
 pub struct Upload {
     pub name: DisplayName,
-    pub bytes: Bytes,
+    pub file: Spooled,
 }
+
+/// How much of a received file the decoders read at a time.
+const READ_BUFFER: usize = 64 << 10;
 
 /// Check every file, then store them all, then record them all: a bad file anywhere
 /// means nothing is stored; a storage or database failure removes what was written.
@@ -31,9 +37,12 @@ pub async fn ingest(
 
     let mut checked = Vec::with_capacity(uploads.len());
     for upload in uploads {
-        let bytes = upload.bytes.clone();
+        let path = upload.file.path().to_path_buf();
         let processed = state
-            .blocking(move || media::process(&bytes, max_pixels))
+            .blocking(move || {
+                let file = std::fs::File::open(path)?;
+                media::process(BufReader::with_capacity(READ_BUFFER, file), max_pixels)
+            })
             .await?
             .map_err(|e| AppError::media(upload.name.as_str(), e))?;
         checked.push((upload, processed));
@@ -47,10 +56,10 @@ pub async fn ingest(
             let id = Uuid::new_v4();
             let key = ObjectKey::original(&username, id, processed.kind.ext());
             let thumb_key = ObjectKey::thumbnail(&username, id, processed.thumb_kind.ext());
-            let size = upload.bytes.len() as i64;
+            let size = i64::try_from(upload.file.len()).unwrap_or(i64::MAX);
             state
                 .storage
-                .put(&key, upload.bytes, processed.kind.mime())
+                .put_file(&key, upload.file.path(), processed.kind.mime())
                 .await?;
             written.push(key.clone());
             state

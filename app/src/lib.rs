@@ -15,6 +15,7 @@ pub mod images;
 pub mod media;
 pub mod routes;
 pub mod security;
+pub mod spool;
 pub mod startup;
 pub mod state;
 pub mod storage;

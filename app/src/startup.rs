@@ -15,6 +15,7 @@ use crate::accounts;
 use crate::config::{Config, DatabaseKind, DatabaseSource};
 use crate::db::Db;
 use crate::routes;
+use crate::spool::Spool;
 use crate::state::{AppState, Health};
 use crate::storage::Storage;
 use crate::store::sessions::DbSessionStore;
@@ -54,9 +55,18 @@ impl Application {
             .map(|n| n.get())
             .unwrap_or(2);
         let csp = crate::security::content_security_policy(storage.foreign_origin().as_deref());
+        let spool = Spool::open(config.spool_dir.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "opening --spool-dir (GALLERY_SPOOL_DIR) {}",
+                    config.spool_dir.display()
+                )
+            })?;
         let state = AppState {
             db,
             storage,
+            spool: Arc::new(spool),
             config: Arc::new(config),
             health: Arc::new(Health::default()),
             cache: Arc::new(crate::cache::Cache::default()),

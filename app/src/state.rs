@@ -8,12 +8,15 @@ use tokio::sync::Semaphore;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::db::Db;
+use crate::spool::Spool;
 use crate::storage::Storage;
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub storage: Arc<dyn Storage>,
+    /// Where uploads are received before they are checked and stored.
+    pub spool: Arc<Spool>,
     pub config: Arc<Config>,
     pub health: Arc<Health>,
     /// Sessions, users and images held in memory for reads (see `cache`).

@@ -29,7 +29,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 
 /// What must hold for one input at one pixel limit; `Err` describes a violation.
 fn check(bytes: &[u8], max_pixels: u64) -> Result<&'static str, String> {
-    match process(bytes, max_pixels) {
+    match process(std::io::Cursor::new(bytes), max_pixels) {
         Ok(p) => {
             let pixels = u64::from(p.width) * u64::from(p.height);
             if pixels == 0 || pixels > max_pixels {
@@ -67,6 +67,7 @@ fn check(bytes: &[u8], max_pixels: u64) -> Result<&'static str, String> {
         Err(e @ MediaError::TooManyPixels { .. }) => Err(format!("wrong limit reported: {e}")),
         Err(MediaError::Corrupt(msg)) if !msg.is_empty() => Ok("corrupt"),
         Err(MediaError::Corrupt(_)) => Err("corrupt without a reason".into()),
+        Err(MediaError::Io(e)) => Err(format!("reading bytes in memory failed: {e}")),
     }
 }
 

@@ -4,7 +4,7 @@
 //! fuzzer exercises exactly the code the upload path runs (`images::ingest` →
 //! `media::process`) without building the web server, the database drivers and the
 //! AWS SDK under sanitizer instrumentation. `media` depends only on `image` (with the
-//! app's features) and `thiserror`.
+//! app's features), `jpeg-decoder`, `memchr` and `thiserror`.
 
 #[path = "../../app/src/media/mod.rs"]
 pub mod media;
@@ -20,7 +20,7 @@ pub const FUZZ_MAX_PIXELS: u64 = 4_000_000;
 /// fuzzer catches) and, when it accepts an image, its figures and thumbnail are bounded.
 pub fn check(bytes: &[u8]) {
     use media::{process, Kind, MediaError, THUMB_EDGE};
-    match process(bytes, FUZZ_MAX_PIXELS) {
+    match process(std::io::Cursor::new(bytes), FUZZ_MAX_PIXELS) {
         Ok(p) => {
             let pixels = u64::from(p.width) * u64::from(p.height);
             assert!(
@@ -55,5 +55,6 @@ pub fn check(bytes: &[u8]) {
         Err(MediaError::Unsupported) => assert_eq!(Kind::sniff(bytes), None),
         Err(MediaError::TooManyPixels { limit, .. }) => assert_eq!(limit, FUZZ_MAX_PIXELS),
         Err(MediaError::Corrupt(_)) => {}
+        Err(MediaError::Io(e)) => panic!("reading bytes in memory failed: {e}"),
     }
 }

@@ -2,10 +2,12 @@
 //! with grey, so we walk the marker structure ourselves and require the end-of-image
 //! marker) and the thumbnail decoded at reduced size.
 
-use std::io::Cursor;
+use std::io::{BufRead, Read};
 
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
+
+use super::MediaError;
 
 /// Decode at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still covers the thumbnail:
 /// the 12 MP photo decodes at 500x375 instead of 4000x3000, a sixty-fourth of the pixels
@@ -13,11 +15,11 @@ use image::{DynamicImage, GrayImage, RgbImage};
 /// vips). The entropy-coded data is still read to its end, so corruption is still found.
 /// `None` when this decoder can't read the file (an unusual pixel format, say): the
 /// caller decodes it at full size instead.
-pub fn scaled_thumbnail(
-    bytes: &[u8],
+pub fn scaled_thumbnail<R: Read>(
+    input: R,
     (width, height): (u32, u32),
 ) -> Option<(DynamicImage, Orientation)> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    let mut decoder = jpeg_decoder::Decoder::new(input);
     decoder.read_info().ok()?;
     // CMYK and 16-bit greyscale are rare: the general decoder handles them (checked before
     // decoding, so they are not decoded twice).
@@ -52,50 +54,98 @@ pub fn scaled_thumbnail(
     Some((img, orientation))
 }
 
-/// Ok if the segments are well formed and the entropy-coded data ends in EOI.
-pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
-    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
-        return Err("missing start-of-image marker".into());
+/// Ok if the segments are well formed and the entropy-coded data ends in EOI. Reads the
+/// file once, front to back, a buffer at a time.
+pub fn check_complete<R: BufRead>(input: &mut R) -> Result<(), MediaError> {
+    let incomplete = |what: &str| MediaError::Corrupt(format!("file ends {what}"));
+    let mut head = [0u8; 2];
+    if read_full(input, &mut head)? < 2 || head != [0xFF, 0xD8] {
+        return Err(MediaError::Corrupt("missing start-of-image marker".into()));
     }
-    let mut i = 2;
+    // Whether the 0xFF that starts the next marker has been read already (the scan of
+    // entropy-coded data stops just past it).
+    let mut at_marker = false;
     loop {
-        // Find the next marker (fill bytes 0xFF may repeat).
-        if i >= bytes.len() || bytes[i] != 0xFF {
-            return Err("file ends before the end-of-image marker".into());
+        if !at_marker && next_byte(input)? != Some(0xFF) {
+            return Err(incomplete("before the end-of-image marker"));
         }
-        while i < bytes.len() && bytes[i] == 0xFF {
-            i += 1;
-        }
-        let Some(&marker) = bytes.get(i) else {
-            return Err("file ends before the end-of-image marker".into());
+        // Fill bytes 0xFF may repeat before the marker itself.
+        let marker = loop {
+            match next_byte(input)? {
+                Some(0xFF) => continue,
+                Some(marker) => break marker,
+                None => return Err(incomplete("before the end-of-image marker")),
+            }
         };
-        i += 1;
+        at_marker = false;
         match marker {
             0xD9 => return Ok(()),
             // Standalone markers without a length.
             0x01 | 0xD0..=0xD7 => continue,
             _ => {}
         }
-        let len = match bytes.get(i..i + 2) {
-            Some(l) => usize::from(u16::from_be_bytes([l[0], l[1]])),
-            None => return Err("file ends inside a segment header".into()),
-        };
-        if len < 2 || i + len > bytes.len() {
-            return Err("file ends inside a segment".into());
+        let mut len = [0u8; 2];
+        if read_full(input, &mut len)? < 2 {
+            return Err(incomplete("inside a segment header"));
         }
-        i += len;
+        let len = u64::from(u16::from_be_bytes(len));
+        if len < 2 || skip(input, len - 2)? < len - 2 {
+            return Err(incomplete("inside a segment"));
+        }
         if marker == 0xDA {
-            // Start of scan: skip entropy-coded data up to the next real marker.
+            // Start of scan: skip entropy-coded data up to the next real marker (0xFF
+            // followed by anything but a stuffed zero or a restart marker).
             loop {
-                match bytes.get(i..i + 2) {
-                    None => return Err("file ends inside the image data".into()),
-                    Some([0xFF, 0x00]) | Some([0xFF, 0xD0..=0xD7]) => i += 2,
-                    Some([0xFF, _]) => break,
-                    Some(_) => i += 1,
+                let buf = input.fill_buf()?;
+                if buf.is_empty() {
+                    return Err(incomplete("inside the image data"));
+                }
+                match memchr::memchr(0xFF, buf) {
+                    None => {
+                        let n = buf.len();
+                        input.consume(n);
+                        continue;
+                    }
+                    Some(at) => input.consume(at + 1),
+                }
+                match input.fill_buf()?.first() {
+                    None => return Err(incomplete("inside the image data")),
+                    Some(0x00 | 0xD0..=0xD7) => input.consume(1),
+                    Some(_) => {
+                        at_marker = true;
+                        break;
+                    }
                 }
             }
         }
     }
+}
+
+fn next_byte<R: BufRead>(input: &mut R) -> std::io::Result<Option<u8>> {
+    let byte = input.fill_buf()?.first().copied();
+    if byte.is_some() {
+        input.consume(1);
+    }
+    Ok(byte)
+}
+
+/// Fill `buf` as far as the input goes; how many bytes were read.
+fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match input.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Skip up to `n` bytes; how many were there.
+fn skip<R: BufRead>(input: &mut R, n: u64) -> std::io::Result<u64> {
+    std::io::copy(&mut input.by_ref().take(n), &mut std::io::sink())
 }
 
 #[cfg(test)]
@@ -110,7 +160,7 @@ mod tests {
             .encode_image(&img)
             .expect("encode");
         let (decoded, orientation) =
-            scaled_thumbnail(&bytes, (1600, 1200)).expect("read by the scaling decoder");
+            scaled_thumbnail(&bytes[..], (1600, 1200)).expect("read by the scaling decoder");
         // 400x300 is wanted: a quarter of each side covers it exactly.
         assert_eq!((decoded.width(), decoded.height()), (400, 300));
         assert_eq!(orientation, Orientation::NoTransforms);
@@ -123,7 +173,7 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new(&mut bytes)
             .encode_image(&img)
             .expect("encode");
-        let (decoded, _) = scaled_thumbnail(&bytes, (3190, 24)).expect("read");
+        let (decoded, _) = scaled_thumbnail(&bytes[..], (3190, 24)).expect("read");
         // An eighth (399 x 3) would cover the short side's 3 pixels but not the 400-pixel
         // edge: a quarter it is.
         assert_eq!((decoded.width(), decoded.height()), (798, 6));
@@ -143,9 +193,28 @@ mod tests {
     #[test]
     fn whole_jpeg_passes_and_truncated_fails() {
         let whole = jpeg();
-        assert_eq!(check_complete(&whole), Ok(()));
-        for cut in [3, 20, whole.len() / 2, whole.len() - 1] {
-            assert!(check_complete(&whole[..cut]).is_err(), "cut at {cut}");
+        assert_eq!(check_complete(&mut &whole[..]), Ok(()));
+        for cut in [
+            0,
+            1,
+            3,
+            20,
+            whole.len() / 2,
+            whole.len() - 2,
+            whole.len() - 1,
+        ] {
+            assert!(
+                matches!(
+                    check_complete(&mut &whole[..cut]),
+                    Err(MediaError::Corrupt(_))
+                ),
+                "cut at {cut}"
+            );
         }
+        // Read a few bytes at a time, as from a file: markers split across reads.
+        let tiny = std::io::BufReader::with_capacity(3, &whole[..]);
+        assert_eq!(check_complete(&mut { tiny }), Ok(()));
+        let tiny = std::io::BufReader::with_capacity(3, &whole[..whole.len() - 1]);
+        assert!(check_complete(&mut { tiny }).is_err());
     }
 }

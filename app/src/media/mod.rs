@@ -4,7 +4,7 @@
 
 mod jpeg;
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Read, Seek};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
@@ -70,6 +70,15 @@ pub enum MediaError {
     TooManyPixels { width: u32, height: u32, limit: u64 },
     #[error("the image is damaged or incomplete ({0})")]
     Corrupt(String),
+    /// Reading the upload back from where it was received failed: ours, not the file's.
+    #[error("the upload could not be read back ({0})")]
+    Io(String),
+}
+
+impl From<std::io::Error> for MediaError {
+    fn from(e: std::io::Error) -> Self {
+        MediaError::Io(e.to_string())
+    }
 }
 
 /// A checked image and its thumbnail.
@@ -83,15 +92,29 @@ pub struct Processed {
     pub thumb_kind: Kind,
 }
 
-/// Check and thumbnail one upload. CPU-bound: call it from `spawn_blocking`.
-pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
-    let kind = Kind::sniff(bytes).ok_or(MediaError::Unsupported)?;
+/// The type of the image `input` holds, from its first bytes; `input` is left at its start.
+fn sniff<R: BufRead + Seek>(input: &mut R) -> Result<Option<Kind>, MediaError> {
+    // Every signature `image::guess_format` knows is shorter than this.
+    let mut head = Vec::with_capacity(32);
+    input.by_ref().take(32).read_to_end(&mut head)?;
+    input.rewind()?;
+    Ok(Kind::sniff(&head))
+}
+
+/// Check and thumbnail one upload, read from `input` (a buffered file as the server
+/// receives it, or bytes in memory): the file is never held whole in memory, only what
+/// its decoder needs. CPU-bound: call it from `spawn_blocking`.
+pub fn process<R: BufRead + Seek>(mut input: R, max_pixels: u64) -> Result<Processed, MediaError> {
+    let kind = sniff(&mut input)?.ok_or(MediaError::Unsupported)?;
+    // A decoder's I/O error is a short or damaged file here: the bytes are all received
+    // and read back from our own spool, so only a broken disk could fail otherwise.
     let corrupt = |e: image::ImageError| MediaError::Corrupt(e.to_string());
 
     // The header alone says how big the decoded image would be; refuse before allocating.
-    let (width, height) = ImageReader::with_format(Cursor::new(bytes), kind.format())
+    let (width, height) = ImageReader::with_format(&mut input, kind.format())
         .into_dimensions()
         .map_err(corrupt)?;
+    input.rewind()?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels || pixels == 0 {
         return Err(MediaError::TooManyPixels {
@@ -101,19 +124,18 @@ pub fn process(bytes: &[u8], max_pixels: u64) -> Result<Processed, MediaError> {
         });
     }
     if kind == Kind::Jpeg {
-        jpeg::check_complete(bytes).map_err(MediaError::Corrupt)?;
-    }
-
-    if kind == Kind::Jpeg {
-        if let Some(done) = jpeg::scaled_thumbnail(bytes, (width, height)) {
+        jpeg::check_complete(&mut input)?;
+        input.rewind()?;
+        if let Some(done) = jpeg::scaled_thumbnail(&mut input, (width, height)) {
             let (img, orientation) = done;
             let (width, height) = upright(width, height, orientation);
             return finish(kind, width, height, img, orientation);
         }
         // A JPEG the scaling decoder can't read: the general path decides (and explains).
+        input.rewind()?;
     }
 
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
+    let mut reader = ImageReader::with_format(input, kind.format());
     let mut limits = Limits::default();
     limits.max_image_width = Some(width);
     limits.max_image_height = Some(height);
@@ -223,7 +245,7 @@ mod tests {
     #[test]
     fn a_large_jpeg_decoded_at_reduced_scale_matches_the_full_decode() {
         let bytes = jpeg(1600, 1200);
-        let p = process(&bytes, 10_000_000).unwrap();
+        let p = process(Cursor::new(&bytes), 10_000_000).unwrap();
         assert_eq!((p.width, p.height), (1600, 1200));
         let scaled = image::load_from_memory(&p.thumb).unwrap().to_rgb8();
         assert_eq!(scaled.dimensions(), (400, 300));
@@ -247,7 +269,7 @@ mod tests {
         let bytes = jpeg(1600, 1200);
         let cut = &bytes[..bytes.len() * 2 / 3];
         assert!(matches!(
-            process(cut, 10_000_000),
+            process(Cursor::new(cut), 10_000_000),
             Err(MediaError::Corrupt(_))
         ));
     }
@@ -263,14 +285,14 @@ mod tests {
     #[test]
     fn text_is_not_an_image() {
         assert_eq!(
-            process(b"hello, I am text", 1_000_000).unwrap_err(),
+            process(Cursor::new(b"hello, I am text"), 1_000_000).unwrap_err(),
             MediaError::Unsupported
         );
     }
 
     #[test]
     fn pixel_limit_is_checked_from_the_header() {
-        let err = process(&png(200, 100), 10_000).unwrap_err();
+        let err = process(Cursor::new(png(200, 100)), 10_000).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -286,7 +308,7 @@ mod tests {
 
     #[test]
     fn small_png_gets_a_small_thumbnail() {
-        let p = process(&png(800, 200), 1_000_000).unwrap();
+        let p = process(Cursor::new(png(800, 200)), 1_000_000).unwrap();
         assert_eq!((p.kind, p.width, p.height), (Kind::Png, 800, 200));
         let thumb = image::load_from_memory(&p.thumb).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (400, 100));
@@ -294,7 +316,7 @@ mod tests {
 
     #[test]
     fn an_image_smaller_than_a_thumbnail_is_not_enlarged() {
-        let p = process(&png(64, 48), 1_000_000).unwrap();
+        let p = process(Cursor::new(png(64, 48)), 1_000_000).unwrap();
         let thumb = image::load_from_memory(&p.thumb).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (64, 48));
     }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequestParts, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -14,6 +13,7 @@ use crate::auth::{csrf, CurrentUser};
 use crate::domain::DisplayName;
 use crate::error::{AppError, AppResult};
 use crate::images::Upload;
+use crate::spool::{Spool, Spooled};
 use crate::state::AppState;
 use crate::templates::{human_size, Nav, Page, UploadPage};
 
@@ -85,6 +85,8 @@ enum ReadError {
     Multipart(MultipartError),
     /// The body is fine so far but its content is refused.
     Refused(AppError),
+    /// Writing what arrived to the spool failed: ours, not the client's.
+    Spool(std::io::Error),
 }
 
 impl From<MultipartError> for ReadError {
@@ -93,29 +95,24 @@ impl From<MultipartError> for ReadError {
     }
 }
 
-/// A file's bytes in one allocation of (at most) the rest of the request, instead of a
-/// buffer that doubles as it grows: a 22 MB photo ended in a 32 MiB buffer with 48 MiB
-/// live while it grew (docs/BENCHMARKS.md, part 5).
-async fn read_file(field: &mut Field<'_>, hint: usize) -> Result<Bytes, MultipartError> {
-    let mut buf = Vec::with_capacity(hint);
+/// A file part written to the spool as it arrives (see `spool`): memory holds one
+/// buffer per upload, whatever the size of the file or the number of clients.
+async fn receive(spool: &Spool, field: &mut Field<'_>) -> Result<Spooled, ReadError> {
+    let mut file = spool.create().await.map_err(ReadError::Spool)?;
     while let Some(chunk) = field.chunk().await? {
-        buf.extend_from_slice(&chunk);
+        file.write(&chunk).await.map_err(ReadError::Spool)?;
     }
-    // One file of several: give back what the hint reserved beyond it.
-    buf.shrink_to_fit();
-    Ok(Bytes::from(buf))
+    file.finish().await.map_err(ReadError::Spool)
 }
 
-/// The CSRF token and the files of an upload form; `declared` is the request's
-/// Content-Length (already checked against the limit), used to size the buffers.
+/// The CSRF token and the files of an upload form.
 async fn read_form(
     multipart: &mut Multipart,
-    declared: usize,
+    spool: &Spool,
 ) -> Result<(Option<String>, Vec<Upload>), ReadError> {
     let mut token = None;
     let mut uploads = Vec::new();
     let mut parts = 0usize;
-    let mut read = 0usize;
     while let Some(mut field) = multipart.next_field().await? {
         parts += 1;
         if parts > MAX_FILES + 1 {
@@ -127,21 +124,20 @@ async fn read_form(
             Some("csrf") => token = Some(field.text().await?),
             Some("files") => {
                 let raw_name = field.file_name().unwrap_or_default().to_string();
-                let bytes = read_file(&mut field, declared.saturating_sub(read)).await?;
-                read += bytes.len();
+                let file = receive(spool, &mut field).await?;
                 // A file input with nothing chosen still sends an empty, nameless part.
-                if raw_name.is_empty() && bytes.is_empty() {
+                if raw_name.is_empty() && file.is_empty() {
                     continue;
                 }
                 let name = DisplayName::parse(&raw_name)
                     .map_err(|e| ReadError::Refused(AppError::BadRequest(e.to_string())))?;
-                if bytes.is_empty() {
+                if file.is_empty() {
                     return Err(ReadError::Refused(AppError::Unprocessable(format!(
                         "{}: the file is empty",
                         name.as_str()
                     ))));
                 }
-                uploads.push(Upload { name, bytes });
+                uploads.push(Upload { name, file });
             }
             _ => {}
         }
@@ -152,15 +148,9 @@ async fn read_form(
 pub async fn submit(
     State(state): State<AppState>,
     current: CurrentUser,
-    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> AppResult<impl IntoResponse> {
     let limit = state.config.limits.max_upload_bytes;
-    // `reject_oversize` has refused anything declaring more than the limit.
-    let declared = declared_length(&headers)
-        .and_then(|len| usize::try_from(len).ok())
-        .unwrap_or(0)
-        .min(limit);
     let too_large = |e: MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge(format!(
@@ -176,7 +166,7 @@ pub async fn submit(
     // now and then would otherwise hold the request, and its buffer, forever).
     let limit_secs = state.config.upload_timeout.as_secs();
     let deadline = tokio::time::Instant::now() + state.config.upload_timeout;
-    let read = tokio::time::timeout_at(deadline, read_form(&mut multipart, declared)).await;
+    let read = tokio::time::timeout_at(deadline, read_form(&mut multipart, &state.spool)).await;
     let Ok(read) = read else {
         return Err(AppError::RequestTimeout(format!(
             "The upload took longer than {limit_secs} seconds and was stopped. Try fewer or smaller files."
@@ -185,6 +175,11 @@ pub async fn submit(
     let (token, uploads) = match read {
         Ok(form) => form,
         Err(ReadError::Multipart(e)) => return Err(too_large(e)),
+        Err(ReadError::Spool(e)) => {
+            return Err(AppError::Internal(
+                anyhow::Error::new(e).context("receiving an upload into the spool"),
+            ))
+        }
         Err(ReadError::Refused(e)) => {
             // Read and drop the rest (bounded by the body limit and the same deadline), so
             // the client receives this answer rather than a reset connection.

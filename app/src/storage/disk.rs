@@ -102,6 +102,39 @@ impl Storage for DiskStorage {
         Ok(result?)
     }
 
+    async fn put_file(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        _content_type: &str,
+    ) -> Result<(), StorageError> {
+        let path = self.path(key);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        // Durable before it appears under its key, as `put` makes it.
+        let source = file.to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::File::open(source)?.sync_all())
+            .await
+            .map_err(|e| StorageError::Other(format!("syncing {}: {e}", key.as_str())))??;
+        // The spool is in the storage folder by default: a rename, atomic and free.
+        if tokio::fs::rename(file, &path).await.is_ok() {
+            return Ok(());
+        }
+        // Elsewhere (another file system): copy beside the target, then rename.
+        let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4()));
+        let result = async {
+            tokio::fs::copy(file, &tmp).await?;
+            tokio::fs::File::open(&tmp).await?.sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        Ok(result?)
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
         {
             let mut held = self.held();
@@ -222,5 +255,35 @@ mod tests {
             Err(StorageError::NotFound(_))
         ));
         assert_eq!(storage.held().bytes, 0);
+    }
+
+    #[tokio::test]
+    async fn a_received_file_in_the_storage_folder_is_moved_into_place() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = DiskStorage::open(dir.path().join("images"))
+            .await
+            .expect("open");
+        let key = ObjectKey::stored("alice/0b5f7a4e-2a0c-4c7e-9d59-0c3f1c0e8a11.png").expect("key");
+        // In the storage folder (the default spool): renamed.
+        let spooled = dir.path().join("images").join("upload-1");
+        std::fs::write(&spooled, b"original").expect("write");
+        storage
+            .put_file(&key, &spooled, "image/png")
+            .await
+            .expect("put_file");
+        assert!(!spooled.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("images").join(key.as_str())).expect("stored"),
+            b"original"
+        );
+
+        // A missing source is an error and leaves nothing under the key.
+        let other =
+            ObjectKey::stored("alice/1b5f7a4e-2a0c-4c7e-9d59-0c3f1c0e8a11.png").expect("key");
+        assert!(storage
+            .put_file(&other, &dir.path().join("nothing"), "image/png")
+            .await
+            .is_err());
+        assert!(!dir.path().join("images").join(other.as_str()).exists());
     }
 }

@@ -3,6 +3,7 @@
 mod disk;
 mod s3;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +81,16 @@ pub trait Storage: Send + Sync {
         &self,
         key: &ObjectKey,
         body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError>;
+
+    /// Store the file at `file` (a received upload) under `key`, whole or not at all,
+    /// without reading it into memory. The file may be moved away by this (disk storage
+    /// renames it into place); the caller removes it if it is still there.
+    async fn put_file(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
         content_type: &str,
     ) -> Result<(), StorageError>;
 

@@ -1,5 +1,6 @@
 //! Images in an S3 bucket; browsers fetch bytes through short-lived presigned URLs.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -16,11 +17,25 @@ use crate::config::S3Options;
 const SIGN_WINDOW: u64 = 600;
 const MIN_VALID: u64 = 300;
 
+/// Presigned URLs held for the current signing window at most: beyond this many the
+/// memory starts again from empty (each is ~600 bytes).
+const SIGNED_HELD: usize = 20_000;
+
 pub struct S3Storage {
     client: Client,
     bucket: String,
     prefix: String,
     origin: Option<String>,
+    /// URLs signed in the current window, by key and content type: the same request in
+    /// the same window signs to the same URL, so it is signed once (SigV4 is an HMAC
+    /// chain and a credentials lookup per URL: the bulk of a redirect's cost).
+    signed: std::sync::Mutex<Signed>,
+}
+
+#[derive(Default)]
+struct Signed {
+    window: u64,
+    urls: std::collections::HashMap<(String, String), String>,
 }
 
 impl S3Storage {
@@ -35,6 +50,7 @@ impl S3Storage {
             bucket,
             prefix,
             origin: None,
+            signed: std::sync::Mutex::new(Signed::default()),
         };
         // The CSP must allow exactly the host presigned URLs point at; presigning is
         // local, so ask the SDK rather than guess its endpoint rules.
@@ -61,8 +77,27 @@ impl S3Storage {
         Some(url.origin().ascii_serialization())
     }
 
+    fn signed_lock(&self) -> std::sync::MutexGuard<'_, Signed> {
+        // A panic while holding it leaves a map that is merely incomplete.
+        self.signed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn full_key(&self, key: &ObjectKey) -> String {
         format!("{}{}", self.prefix, key.as_str())
+    }
+}
+
+impl Signed {
+    fn get(&self, window: u64, held: &(String, String)) -> Option<String> {
+        (self.window == window).then(|| self.urls.get(held).cloned())?
+    }
+
+    fn put(&mut self, window: u64, held: (String, String), url: String) {
+        if self.window != window || self.urls.len() >= SIGNED_HELD {
+            self.window = window;
+            self.urls.clear();
+        }
+        self.urls.insert(held, url);
     }
 }
 
@@ -99,6 +134,27 @@ impl Storage for S3Storage {
         Ok(())
     }
 
+    async fn put_file(
+        &self,
+        key: &ObjectKey,
+        file: &Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        // Streamed from the file (and read again if the SDK retries), never held whole.
+        let body = ByteStream::from_path(file).await.map_err(describe)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(content_type)
+            .cache_control("private, max-age=31536000, immutable")
+            .body(body)
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(())
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
         // S3 answers 204 for a missing key too, so retries are safe.
         self.client
@@ -118,6 +174,12 @@ impl Storage for S3Storage {
             .as_secs();
         let window_start = now - now % SIGN_WINDOW;
         let expires_in = SIGN_WINDOW + MIN_VALID;
+        let valid_for = (window_start + expires_in).saturating_sub(now);
+        let max_age = Duration::from_secs(valid_for.saturating_sub(60));
+        let held = (key.as_str().to_string(), content_type.to_string());
+        if let Some(url) = self.signed_lock().get(window_start, &held) {
+            return Ok(Delivery::Redirect { url, max_age });
+        }
         let presign = PresigningConfig::builder()
             .start_time(UNIX_EPOCH + Duration::from_secs(window_start))
             .expires_in(Duration::from_secs(expires_in))
@@ -132,11 +194,9 @@ impl Storage for S3Storage {
             .presigned(presign)
             .await
             .map_err(describe)?;
-        let valid_for = (window_start + expires_in).saturating_sub(now);
-        Ok(Delivery::Redirect {
-            url: request.uri().to_string(),
-            max_age: Duration::from_secs(valid_for.saturating_sub(60)),
-        })
+        let url = request.uri().to_string();
+        self.signed_lock().put(window_start, held, url.clone());
+        Ok(Delivery::Redirect { url, max_age })
     }
 
     async fn check(&self) -> Result<(), StorageError> {

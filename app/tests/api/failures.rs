@@ -69,6 +69,17 @@ impl Storage for FaultyStorage {
         }
         self.inner.put(key, body, content_type).await
     }
+    async fn put_file(
+        &self,
+        key: &ObjectKey,
+        file: &std::path::Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        if !Faults::allow(&self.faults.puts_left) {
+            return Err(injected());
+        }
+        self.inner.put_file(key, file, content_type).await
+    }
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
         if !Faults::allow(&self.faults.deletes_left) {
             return Err(injected());

@@ -125,6 +125,23 @@ impl Data {
         args
     }
 
+    /// Where uploads are received: the default in the storage folder on disk; with S3,
+    /// the folder the tests name (`TestApp::config`).
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        match self.backend {
+            Backend::Sqlite => self.dir.path().join("images").join(".spool"),
+            Backend::Postgres => self.dir.path().join("spool"),
+        }
+    }
+
+    /// Files left in the spool (none once every request has ended).
+    pub fn spooled(&self) -> Vec<String> {
+        let root = self.spool_dir();
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        files
+    }
+
     /// Every stored object key, sorted.
     pub async fn objects(&self) -> Vec<String> {
         match self.backend {
@@ -309,6 +326,9 @@ impl TestApp {
             .map(String::from),
         );
         argv.extend(serve_args.iter().map(|s| s.to_string()));
+        if data.backend == Backend::Postgres && !serve_args.contains(&"--spool-dir") {
+            argv.extend(["--spool-dir".into(), data.spool_dir().display().to_string()]);
+        }
         let cli = Cli::try_parse_from(&argv).expect("test arguments parse");
         let Some(Command::Serve(serve)) = cli.command else {
             unreachable!()

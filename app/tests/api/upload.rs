@@ -16,6 +16,11 @@ async fn assert_nothing_stored(app: &TestApp) {
         "no objects: {:?}",
         app.data.objects().await
     );
+    assert_eq!(
+        app.data.spooled(),
+        Vec::<String>::new(),
+        "nothing left in the spool"
+    );
 }
 
 async fn upload_page_offers_a_multiple_file_picker(b: Backend) {
@@ -268,7 +273,64 @@ async fn thumbnails_are_upright_small_and_carry_no_exif(b: Backend) {
     );
 }
 
+/// A browser that goes away mid-upload (closed tab, lost network): the part received so
+/// far was in the spool, and goes with the request; nothing is stored or recorded.
+async fn an_upload_cut_off_midway_leaves_nothing_behind(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let token = app.csrf(&alice, "/upload").await;
+    let boundary = "cutoffboundary7d1";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    );
+    let photo = photo("camera.png");
+    let (send, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_of(chunks));
+    let request = alice
+        .post(app.url("/upload"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send();
+    let request = tokio::spawn(request);
+    send.send(Ok(head.into_bytes())).await.unwrap();
+    send.send(Ok(photo[..photo.len() / 2].to_vec()))
+        .await
+        .unwrap();
+    // The first half is being received into the spool...
+    let spooled = wait_until(|| !app.data.spooled().is_empty()).await;
+    assert!(spooled, "the part is received into the spool as it arrives");
+    // ...then the client fails and the connection goes.
+    send.send(Err(std::io::Error::other("gone"))).await.unwrap();
+    let _ = request.await;
+    let cleared = wait_until(|| app.data.spooled().is_empty()).await;
+    assert!(cleared, "left in the spool: {:?}", app.data.spooled());
+    assert_nothing_stored(&app).await;
+}
+
+/// Poll `done` for up to 10 s; whether it became true.
+async fn wait_until(done: impl Fn() -> bool) -> bool {
+    for _ in 0..200 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
 both_backends!(
+    an_upload_cut_off_midway_leaves_nothing_behind,
     upload_page_offers_a_multiple_file_picker,
     several_images_in_one_submit_land_in_the_users_folder,
     types_are_decided_by_content_not_name,
