@@ -20,6 +20,10 @@ const MIN_VALID: u64 = 300;
 /// Presigned URLs held for the current signing window at most: beyond this many the
 /// memory starts again from empty (each is ~600 bytes).
 const SIGNED_HELD: usize = 20_000;
+/// A held URL is handed out for this long, then signed again: with the same credentials
+/// that gives the same URL, and after the instance role's credentials rotate it gives one
+/// they still sign (a URL dies with the credentials that signed it).
+const SIGNED_REUSE: Duration = Duration::from_secs(60);
 
 pub struct S3Storage {
     client: Client,
@@ -35,7 +39,7 @@ pub struct S3Storage {
 #[derive(Default)]
 struct Signed {
     window: u64,
-    urls: std::collections::HashMap<(String, String), String>,
+    urls: std::collections::HashMap<(String, String), (String, std::time::Instant)>,
 }
 
 impl S3Storage {
@@ -89,7 +93,11 @@ impl S3Storage {
 
 impl Signed {
     fn get(&self, window: u64, held: &(String, String)) -> Option<String> {
-        (self.window == window).then(|| self.urls.get(held).cloned())?
+        if self.window != window {
+            return None;
+        }
+        let (url, signed) = self.urls.get(held)?;
+        (signed.elapsed() < SIGNED_REUSE).then(|| url.clone())
     }
 
     fn put(&mut self, window: u64, held: (String, String), url: String) {
@@ -97,7 +105,7 @@ impl Signed {
             self.window = window;
             self.urls.clear();
         }
-        self.urls.insert(held, url);
+        self.urls.insert(held, (url, std::time::Instant::now()));
     }
 }
 
@@ -211,5 +219,33 @@ impl Storage for S3Storage {
 
     fn foreign_origin(&self) -> Option<String> {
         self.origin.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_url_is_reused_within_its_window_for_a_minute_at_most() {
+        let mut signed = Signed::default();
+        let held = ("alice/a.thumb.jpg".to_string(), "image/jpeg".to_string());
+        signed.put(600, held.clone(), "https://signed/1".into());
+        assert_eq!(signed.get(600, &held).as_deref(), Some("https://signed/1"));
+        // Another content type is another URL.
+        let other = (held.0.clone(), "image/png".to_string());
+        assert_eq!(signed.get(600, &other), None);
+        // The next window signs anew, and forgets the last one's URLs.
+        assert_eq!(signed.get(1200, &held), None);
+        signed.put(1200, other.clone(), "https://signed/2".into());
+        assert_eq!(signed.urls.len(), 1);
+        // Held longer than SIGNED_REUSE: signed again (new credentials may sign it).
+        let old = std::time::Instant::now()
+            .checked_sub(SIGNED_REUSE + Duration::from_secs(1))
+            .expect("a minute ago");
+        signed
+            .urls
+            .insert(held.clone(), ("https://signed/3".into(), old));
+        assert_eq!(signed.get(1200, &held), None);
     }
 }
