@@ -12,7 +12,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 
 /// Bytes gathered before each write to the file: one trip to the blocking pool per this
 /// much, whatever size the body's chunks arrive in.
-const WRITE_BUFFER: usize = 128 << 10;
+const WRITE_BUFFER: usize = 64 << 10;
 
 /// Files older than this at start-up were left by a process that died mid-upload (every
 /// upload's deadline is far shorter); younger ones may be another live process's.
@@ -57,8 +57,11 @@ impl Spool {
         .await
         .map_err(std::io::Error::other)??;
         let (file, path) = named.into_parts();
+        let mut file = tokio::fs::File::from_std(file);
+        // tokio copies each write into a buffer of its own, by default up to 2 MiB.
+        file.set_max_buf_size(WRITE_BUFFER);
         Ok(Receiving {
-            file: BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file)),
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
             path,
             len: 0,
         })

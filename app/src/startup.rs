@@ -20,6 +20,26 @@ use crate::state::{AppState, Health};
 use crate::storage::Storage;
 use crate::store::sessions::DbSessionStore;
 
+/// The most hyper buffers per HTTP/1 connection (at least 8 KiB plus headers).
+const READ_BUFFER_MAX: usize = 64 << 10;
+
+/// Malloc arenas for the whole process: glibc gives each thread that allocates its own
+/// arena (up to 8 per core), and each keeps what was freed in it, so the blocking
+/// threads that decode uploads and write them to the spool held ~40 MiB more at 32
+/// concurrent uploads than at 8 (docs/BENCHMARKS.md, part 5). Two arenas cost nothing
+/// measurable on the request path. An explicit `MALLOC_ARENA_MAX` in the environment
+/// wins.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called before other threads.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -137,7 +157,10 @@ async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        // hyper's read buffer grows to ~400 KiB on a connection that streams a body (an
+        // upload): per client, that is most of what an upload in flight holds.
+        .max_buf_size(READ_BUFFER_MAX);
     builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);

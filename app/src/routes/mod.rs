@@ -35,15 +35,14 @@ pub fn router(state: AppState) -> Router {
         time::Duration::try_from(state.config.session_idle).unwrap_or(time::Duration::hours(12)),
     ));
 
-    let upload_limit = state.config.limits.max_upload_bytes;
-
+    // The upload's size limit is its multipart parser's (`upload::multipart`), not
+    // `DefaultBodyLimit`, which only extractors that read the body whole apply.
     let upload = Router::new()
         .route("/upload", get(upload::form).post(upload::submit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             upload::reject_oversize,
-        ))
-        .layer(DefaultBodyLimit::max(upload_limit));
+        ));
 
     let pages = Router::new()
         .merge(upload)

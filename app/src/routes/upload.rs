@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use axum::extract::multipart::{Field, MultipartError};
-use axum::extract::{FromRequestParts, Multipart, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
+use multer::{Field, Multipart};
 
 use crate::auth::{csrf, CurrentUser};
 use crate::domain::DisplayName;
@@ -82,22 +85,66 @@ pub async fn form(
 
 enum ReadError {
     /// The body itself is broken or too large.
-    Multipart(MultipartError),
+    Multipart(multer::Error),
     /// The body is fine so far but its content is refused.
     Refused(AppError),
     /// Writing what arrived to the spool failed: ours, not the client's.
     Spool(std::io::Error),
 }
 
-impl From<MultipartError> for ReadError {
-    fn from(e: MultipartError) -> Self {
+impl From<multer::Error> for ReadError {
+    fn from(e: multer::Error) -> Self {
         ReadError::Multipart(e)
+    }
+}
+
+/// The request body as multipart, parsed by multer directly (axum's `Multipart` is multer
+/// over the whole body, with no say in how it is read): at most `limit` bytes in all.
+fn multipart(request: Request, limit: usize) -> AppResult<Multipart<'static>> {
+    let boundary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| {
+            AppError::BadRequest("The upload is not a multipart/form-data form.".into())
+        })?;
+    let body = OneChunkAtATime {
+        inner: request.into_body().into_data_stream(),
+        yielded: false,
+    };
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit as u64));
+    Ok(Multipart::with_constraints(body, boundary, constraints))
+}
+
+/// A body stream that answers `Pending` (and wakes itself) after each chunk. multer reads
+/// its input until `Pending` before it hands out a chunk, so from a fast client it copied
+/// the whole socket receive buffer (up to 6 MB) into memory per upload (bench/analysis.md,
+/// issue 13): now it holds one chunk at a time, and the spool keeps up.
+struct OneChunkAtATime<S> {
+    inner: S,
+    yielded: bool,
+}
+
+impl<S: Stream + Unpin> Stream for OneChunkAtATime<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if self.yielded {
+            self.yielded = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let next = self.inner.poll_next_unpin(cx);
+        self.yielded = matches!(next, Poll::Ready(Some(_)));
+        next
     }
 }
 
 /// A file part written to the spool as it arrives (see `spool`): memory holds one
 /// buffer per upload, whatever the size of the file or the number of clients.
-async fn receive(spool: &Spool, field: &mut Field<'_>) -> Result<Spooled, ReadError> {
+async fn receive(spool: &Spool, field: &mut Field<'static>) -> Result<Spooled, ReadError> {
     let mut file = spool.create().await.map_err(ReadError::Spool)?;
     while let Some(chunk) = field.chunk().await? {
         file.write(&chunk).await.map_err(ReadError::Spool)?;
@@ -107,7 +154,7 @@ async fn receive(spool: &Spool, field: &mut Field<'_>) -> Result<Spooled, ReadEr
 
 /// The CSRF token and the files of an upload form.
 async fn read_form(
-    multipart: &mut Multipart,
+    multipart: &mut Multipart<'static>,
     spool: &Spool,
 ) -> Result<(Option<String>, Vec<Upload>), ReadError> {
     let mut token = None;
@@ -148,18 +195,18 @@ async fn read_form(
 pub async fn submit(
     State(state): State<AppState>,
     current: CurrentUser,
-    mut multipart: Multipart,
+    request: Request,
 ) -> AppResult<impl IntoResponse> {
     let limit = state.config.limits.max_upload_bytes;
-    let too_large = |e: MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let mut multipart = multipart(request, limit)?;
+    let too_large = |e: multer::Error| match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             AppError::PayloadTooLarge(format!(
                 "The upload is larger than the limit of {}.",
                 human_size(limit as i64)
             ))
-        } else {
-            AppError::BadRequest(format!("The upload could not be read: {}", e.body_text()))
         }
+        e => AppError::BadRequest(format!("The upload could not be read: {e}")),
     };
 
     // The body timeout cuts off a body that stalls; this one a body that trickles (a byte
