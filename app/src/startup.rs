@@ -16,7 +16,7 @@ use crate::config::{Config, DatabaseKind, DatabaseSource};
 use crate::db::Db;
 use crate::routes;
 use crate::spool::Spool;
-use crate::state::{AppState, Health};
+use crate::state::{AppState, Health, Shared};
 use crate::storage::Storage;
 use crate::store::sessions::DbSessionStore;
 
@@ -83,7 +83,7 @@ impl Application {
                     config.spool_dir.display()
                 )
             })?;
-        let state = AppState {
+        let state = AppState::new(Shared {
             db,
             storage,
             spool: Arc::new(spool),
@@ -92,7 +92,7 @@ impl Application {
             cache: Arc::new(crate::cache::Cache::default()),
             csp: axum::http::HeaderValue::from_str(&csp).ok(),
             cpu: Arc::new(Semaphore::new(cores)),
-        };
+        });
         tokio::spawn(prepare_database(state.clone()));
         tokio::spawn(sweep(state.clone()));
         let router = routes::router(state.clone());
