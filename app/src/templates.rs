@@ -221,6 +221,19 @@ pub struct AdminPage {
 }
 
 #[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub username: String,
+    pub full_name: String,
+    /// What the last change did.
+    pub notice: Option<String>,
+    /// Why the last change was refused.
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "user_form.html")]
 pub struct UserFormPage {
     pub nav: Option<Nav>,

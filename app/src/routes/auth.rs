@@ -141,7 +141,7 @@ pub async fn logout(current: CurrentUser, Form(form): Form<CsrfForm>) -> AppResu
 }
 
 /// The client's address: the peer, or behind a trusted proxy the hop it appended last.
-fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+pub(super) fn client_address(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     if state.config.behind_proxy {
         if let Some(ip) = headers
             .get("x-forwarded-for")

@@ -1,5 +1,6 @@
 //! The router: every URL of the gallery, and the layers around it.
 
+mod account;
 mod admin;
 mod assets;
 mod auth;
@@ -49,6 +50,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(home::show))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/account", get(account::show))
+        .route("/account/name", post(account::set_name))
+        .route("/account/password", post(account::set_password))
         .route("/gallery", get(gallery::index))
         .route("/images/{id}", get(gallery::show))
         .route("/images/{id}/delete", post(gallery::delete))

@@ -81,6 +81,25 @@ impl S3Storage {
         Some(url.origin().ascii_serialization())
     }
 
+    async fn put_stream(
+        &self,
+        key: &ObjectKey,
+        body: ByteStream,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .content_type(content_type)
+            .cache_control("private, max-age=31536000, immutable")
+            .body(body)
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(())
+    }
+
     fn signed_lock(&self) -> std::sync::MutexGuard<'_, Signed> {
         // A panic while holding it leaves a map that is merely incomplete.
         self.signed.lock().unwrap_or_else(|e| e.into_inner())
@@ -129,17 +148,8 @@ impl Storage for S3Storage {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), StorageError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .content_type(content_type)
-            .cache_control("private, max-age=31536000, immutable")
-            .body(ByteStream::from(body))
-            .send()
+        self.put_stream(key, ByteStream::from(body), content_type)
             .await
-            .map_err(describe)?;
-        Ok(())
     }
 
     async fn put_file(
@@ -150,17 +160,7 @@ impl Storage for S3Storage {
     ) -> Result<(), StorageError> {
         // Streamed from the file (and read again if the SDK retries), never held whole.
         let body = ByteStream::from_path(file).await.map_err(describe)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .content_type(content_type)
-            .cache_control("private, max-age=31536000, immutable")
-            .body(body)
-            .send()
-            .await
-            .map_err(describe)?;
-        Ok(())
+        self.put_stream(key, body, content_type).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {

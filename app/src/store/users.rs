@@ -189,6 +189,31 @@ pub async fn update(
     Ok(Change::Done)
 }
 
+/// A user's own password change: the new hash, and the session epoch bumped (every
+/// session of theirs ends); returns the new epoch, for the session that made the change
+/// to keep. `None` if the user is gone.
+pub async fn change_own_password(db: &Db, id: i64, hash: &str) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 \
+         WHERE id = $1 RETURNING session_epoch",
+    )
+    .bind(id)
+    .bind(hash)
+    .fetch_optional(db.pool()?)
+    .await?;
+    row.map(|r| r.try_get("session_epoch")).transpose()
+}
+
+/// A user's own full name; false if the user is gone.
+pub async fn set_full_name(db: &Db, id: i64, full_name: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE users SET full_name = $2 WHERE id = $1")
+        .bind(id)
+        .bind(full_name)
+        .execute(db.pool()?)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Set a password by username (the CLI's `users passwd`).
 pub async fn set_password(db: &Db, username: &str, hash: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(

@@ -8,6 +8,7 @@
 mod helpers;
 
 mod abuse;
+mod account;
 mod admin;
 mod auth;
 mod database;

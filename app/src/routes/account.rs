@@ -1,0 +1,137 @@
+//! `/account`: a user's own name and password.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::auth::{csrf, password, throttle, CurrentUser, SESSION_EPOCH};
+use crate::domain::{FullName, Password};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::users;
+use crate::templates::{AccountPage, Nav, Page};
+
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+pub async fn show(current: CurrentUser, Query(done): Query<Done>) -> AppResult<Response> {
+    let notice = match done.done.as_deref() {
+        Some("password") => Some("Password changed. Your other sessions have been signed out."),
+        Some("name") => Some("Name saved."),
+        _ => None,
+    };
+    page(&current, StatusCode::OK, notice, None).await
+}
+
+async fn page(
+    current: &CurrentUser,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let token = csrf::token(&current.session).await?;
+    Ok(Page::with_status(
+        status,
+        AccountPage {
+            nav: Some(Nav::new(&current.user, token.clone())),
+            csrf: token,
+            username: current.user.username.clone(),
+            full_name: current.user.full_name.clone(),
+            notice: notice.map(str::to_string),
+            error,
+        },
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    #[serde(default)]
+    csrf: String,
+    full_name: String,
+}
+
+pub async fn set_name(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<NameForm>,
+) -> AppResult<Response> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    let name = match FullName::parse(&form.full_name) {
+        Ok(name) => name,
+        Err(e) => return page(&current, StatusCode::UNPROCESSABLE_ENTITY, None, Some(e.0)).await,
+    };
+    if !users::set_full_name(&state.db, current.user.id, name.as_str()).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(Redirect::to("/account?done=name").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    current: String,
+    new: String,
+    confirm: String,
+}
+
+/// The current password is checked (throttled as a login is, so a borrowed session
+/// can't guess it), then every session of the user ends but this one.
+pub async fn set_password(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> AppResult<Response> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    let refuse = |message: String| {
+        page(
+            &current,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(message),
+        )
+    };
+    let new = match Password::parse(&form.new) {
+        Ok(new) => new,
+        Err(e) => return refuse(e.0).await,
+    };
+    if form.new != form.confirm {
+        return refuse("The new password and its confirmation differ.".into()).await;
+    }
+
+    let client = super::auth::client_address(&state, peer, &headers);
+    let attempt = throttle::begin(&state, &current.user.username, client).await?;
+    let hash = users::credentials(&state.db, &current.user.username)
+        .await?
+        .map(|(_, hash)| hash);
+    let given = form.current;
+    let ok = state
+        .blocking(move || password::verify(&given, hash.as_deref()))
+        .await?;
+    if !ok {
+        let message = "The current password is not right.".to_string();
+        return page(&current, StatusCode::FORBIDDEN, None, Some(message)).await;
+    }
+    throttle::succeeded(&state, attempt).await?;
+
+    let hash = state
+        .blocking(move || password::hash(new.expose()))
+        .await??;
+    let Some(epoch) = users::change_own_password(&state.db, current.user.id, &hash).await? else {
+        return Err(AppError::NotFound);
+    };
+    // This session moves to the new epoch; every other one is left on the old and ends.
+    current.session.insert(SESSION_EPOCH, epoch).await?;
+    csrf::rotate(&current.session).await?;
+    tracing::info!(user = %current.user.username, "changed their password");
+    Ok(Redirect::to("/account?done=password").into_response())
+}
