@@ -125,6 +125,7 @@ Group=gallery
 EnvironmentFile=/etc/gallery/gallery.env
 ExecStart=/opt/gallery/current/gallery serve
 StateDirectory=gallery
+StateDirectoryMode=0700
 Restart=on-failure
 RestartSec=2
 StandardOutput=journal+console

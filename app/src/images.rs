@@ -48,6 +48,21 @@ pub async fn ingest(
         checked.push((upload, processed));
     }
 
+    // Storing and recording run as a task of their own: if the client goes away now,
+    // the request's future is dropped, and with it any cleanup it would have done; the
+    // task finishes either way (every object recorded, or every object removed).
+    let owner_id = owner.id;
+    tokio::spawn(store_all(state.clone(), owner_id, username, checked))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+}
+
+async fn store_all(
+    state: AppState,
+    owner_id: i64,
+    username: Username,
+    checked: Vec<(Upload, media::Processed)>,
+) -> AppResult<Vec<String>> {
     let now = now_millis();
     let mut written: Vec<ObjectKey> = Vec::new();
     let mut rows = Vec::with_capacity(checked.len());
@@ -73,7 +88,7 @@ pub async fn ingest(
             written.push(thumb_key.clone());
             rows.push(Image {
                 id: id.to_string(),
-                owner_id: owner.id,
+                owner_id,
                 storage_key: key.as_str().to_string(),
                 thumb_key: thumb_key.as_str().to_string(),
                 original_name: upload.name.as_str().to_string(),

@@ -14,9 +14,9 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 /// much, whatever size the body's chunks arrive in.
 const WRITE_BUFFER: usize = 64 << 10;
 
-/// Files older than this at start-up were left by a process that died mid-upload (every
-/// upload's deadline is far shorter); younger ones may be another live process's.
-const STALE: Duration = Duration::from_secs(24 * 3600);
+/// A spool file older than this, and older than twice the upload deadline, is left from a
+/// process that died mid-upload: no live request can still be using it.
+const STALE_AT_LEAST: Duration = Duration::from_secs(3600);
 
 const PREFIX: &str = "upload-";
 
@@ -24,23 +24,40 @@ const PREFIX: &str = "upload-";
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
+    /// Files whose last write is older than this are leftovers (see [`Spool::sweep`]).
+    stale_after: Duration,
 }
 
 impl Spool {
-    /// Create the folder (private to this user) and remove what a dead process left.
-    pub async fn open(dir: PathBuf) -> std::io::Result<Self> {
-        tokio::fs::create_dir_all(&dir).await?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tokio::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).await?;
-        }
-        let spool = Spool { dir };
-        let removed = spool.remove_stale(STALE).await?;
-        if removed > 0 {
-            tracing::info!(removed, dir = %spool.dir.display(), "removed files of interrupted uploads");
-        }
+    /// Create the folder, private to this user, or check that an existing one is: a real
+    /// folder (not a link), owned by this user, that no one else can open. Another
+    /// user's folder could swap a file between its check and its storing. Then remove
+    /// what a dead process left. `upload_timeout` is how long a request may receive.
+    pub async fn open(dir: PathBuf, upload_timeout: Duration) -> std::io::Result<Self> {
+        let checked = dir.clone();
+        tokio::task::spawn_blocking(move || prepare(&checked))
+            .await
+            .map_err(std::io::Error::other)??;
+        let spool = Spool {
+            dir,
+            stale_after: STALE_AT_LEAST.max(upload_timeout.saturating_mul(2)),
+        };
+        spool.sweep().await;
         Ok(spool)
+    }
+
+    /// Remove the files of uploads that can no longer be in flight (at start, and now
+    /// and then while running: a crashed process restarts at once, before its files age).
+    pub async fn sweep(&self) {
+        match self.remove_stale(self.stale_after).await {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, dir = %self.dir.display(), "removed files of interrupted uploads")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %self.dir.display(), "could not sweep the upload spool")
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -71,7 +88,9 @@ impl Spool {
     async fn remove_stale(&self, age: Duration) -> std::io::Result<usize> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
-            let cutoff = SystemTime::now() - age;
+            let Some(cutoff) = SystemTime::now().checked_sub(age) else {
+                return Ok(0);
+            };
             let mut removed = 0;
             for entry in std::fs::read_dir(&dir)? {
                 let entry = entry?;
@@ -89,6 +108,43 @@ impl Spool {
         .await
         .map_err(std::io::Error::other)?
     }
+}
+
+fn prepare(dir: &Path) -> std::io::Result<()> {
+    let refuse = |why: String| std::io::Error::other(format!("{}: {why}", dir.display()));
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(refuse("not a folder (a link or a file)".into()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // A file we create is ours: its owner is this process's user.
+        let me = tempfile::tempfile_in(dir)?.metadata()?.uid();
+        if meta.uid() != me {
+            return Err(refuse(
+                "belongs to another user; give a folder of this user's own".into(),
+            ));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(refuse(format!(
+                "other users can open it (mode {:o}); give a folder only this user can open (chmod 700)",
+                meta.mode() & 0o777
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A part being received.
@@ -143,7 +199,9 @@ mod tests {
     #[tokio::test]
     async fn a_received_file_holds_its_bytes_and_goes_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path().join("spool")).await.unwrap();
+        let spool = Spool::open(dir.path().join("spool"), Duration::from_secs(300))
+            .await
+            .unwrap();
         let mut receiving = spool.create().await.unwrap();
         let chunk = vec![7u8; 100_000];
         for _ in 0..5 {
@@ -167,7 +225,10 @@ mod tests {
     async fn only_old_files_of_ours_are_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let spool_dir = dir.path().join("spool");
-        std::fs::create_dir_all(&spool_dir).unwrap();
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&spool_dir).unwrap();
         let old = spool_dir.join("upload-old");
         let young = spool_dir.join("upload-young");
         let other = spool_dir.join("notes.txt");
@@ -183,7 +244,9 @@ mod tests {
                 .set_modified(two_days_ago)
                 .unwrap();
         }
-        let spool = Spool::open(spool_dir).await.unwrap();
+        let spool = Spool::open(spool_dir, Duration::from_secs(300))
+            .await
+            .unwrap();
         assert!(!old.exists());
         assert!(young.exists() && other.exists());
         #[cfg(unix)]
@@ -192,5 +255,37 @@ mod tests {
             let mode = std::fs::metadata(spool.dir()).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_folder_others_can_open_or_a_link_is_refused_and_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open_to_all = dir.path().join("shared");
+        std::fs::create_dir(&open_to_all).unwrap();
+        std::fs::set_permissions(&open_to_all, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Spool::open(open_to_all.clone(), Duration::from_secs(300))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shared") && err.contains("mode 777"), "{err}");
+        // Not changed behind the operator's back.
+        let mode = std::fs::metadata(&open_to_all)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o777);
+
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        let err = Spool::open(link, Duration::from_secs(300))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a folder"), "{err}");
     }
 }

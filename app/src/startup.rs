@@ -75,7 +75,7 @@ impl Application {
             .map(|n| n.get())
             .unwrap_or(2);
         let csp = crate::security::content_security_policy(storage.foreign_origin().as_deref());
-        let spool = Spool::open(config.spool_dir.clone())
+        let spool = Spool::open(config.spool_dir.clone(), config.upload_timeout)
             .await
             .with_context(|| {
                 format!(
@@ -283,6 +283,7 @@ async fn sweep(state: AppState) {
         if let Err(e) = crate::store::throttle::delete_expired(&state.db, window_ms).await {
             tracing::debug!(error = %e, "could not delete old login counters yet");
         }
+        state.spool.sweep().await;
     }
 }
 

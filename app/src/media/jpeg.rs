@@ -9,6 +9,16 @@ use image::{DynamicImage, GrayImage, RgbImage};
 
 use super::MediaError;
 
+/// Width and height from the frame header, read without decoding (or `None`, and the
+/// general decoder decides).
+pub fn dimensions<R: Read>(input: R) -> Option<(u32, u32)> {
+    let mut decoder = jpeg_decoder::Decoder::new(input);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    (width > 0 && height > 0).then_some((width, height))
+}
+
 /// Decode at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still covers the thumbnail:
 /// the 12 MP photo decodes at 500x375 instead of 4000x3000, a sixty-fourth of the pixels
 /// and of the memory (`jpeg-decoder`'s `scale`, what libjpeg's shrink-on-load does for

@@ -102,18 +102,34 @@ fn sniff<R: BufRead + Seek>(input: &mut R) -> Result<Option<Kind>, MediaError> {
 }
 
 /// Check and thumbnail one upload, read from `input` (a buffered file as the server
-/// receives it, or bytes in memory): the file is never held whole in memory, only what
-/// its decoder needs. CPU-bound: call it from `spawn_blocking`.
+/// receives it, or bytes in memory): the file is not read into memory whole, only what
+/// its decoder needs (except a JPEG the scaling decoder can't read: `image`'s JPEG
+/// decoder reads its input whole). CPU-bound: call it from `spawn_blocking`.
 pub fn process<R: BufRead + Seek>(mut input: R, max_pixels: u64) -> Result<Processed, MediaError> {
     let kind = sniff(&mut input)?.ok_or(MediaError::Unsupported)?;
-    // A decoder's I/O error is a short or damaged file here: the bytes are all received
-    // and read back from our own spool, so only a broken disk could fail otherwise.
-    let corrupt = |e: image::ImageError| MediaError::Corrupt(e.to_string());
+    // A decoder's I/O error is a short or damaged file, unless the operating system
+    // raised it (reading our own spool failed): that one is ours, not the file's.
+    let corrupt = |e: image::ImageError| match e {
+        image::ImageError::IoError(e) if e.raw_os_error().is_some() => {
+            MediaError::Io(e.to_string())
+        }
+        e => MediaError::Corrupt(e.to_string()),
+    };
 
     // The header alone says how big the decoded image would be; refuse before allocating.
-    let (width, height) = ImageReader::with_format(&mut input, kind.format())
-        .into_dimensions()
-        .map_err(corrupt)?;
+    // For a JPEG, read by the scaling decoder: `image`'s reads the whole file into memory
+    // first, even for its dimensions.
+    let known = match kind {
+        Kind::Jpeg => jpeg::dimensions(&mut input),
+        _ => None,
+    };
+    input.rewind()?;
+    let (width, height) = match known {
+        Some(dimensions) => dimensions,
+        None => ImageReader::with_format(&mut input, kind.format())
+            .into_dimensions()
+            .map_err(corrupt)?,
+    };
     input.rewind()?;
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels || pixels == 0 {

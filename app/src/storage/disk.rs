@@ -75,6 +75,18 @@ impl DiskStorage {
     }
 }
 
+/// Make a rename into `path`'s folder durable: until the folder itself is synced, a power
+/// loss can forget the new name while the database row that points at it is committed.
+async fn sync_parent(path: &Path) -> Result<(), StorageError> {
+    let Some(dir) = path.parent().map(Path::to_path_buf) else {
+        return Ok(());
+    };
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(|e| StorageError::Other(format!("syncing a folder: {e}")))??;
+    Ok(())
+}
+
 #[async_trait]
 impl Storage for DiskStorage {
     async fn put(
@@ -99,7 +111,8 @@ impl Storage for DiskStorage {
         if result.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
-        Ok(result?)
+        result?;
+        sync_parent(&path).await
     }
 
     async fn put_file(
@@ -119,7 +132,7 @@ impl Storage for DiskStorage {
             .map_err(|e| StorageError::Other(format!("syncing {}: {e}", key.as_str())))??;
         // The spool is in the storage folder by default: a rename, atomic and free.
         if tokio::fs::rename(file, &path).await.is_ok() {
-            return Ok(());
+            return sync_parent(&path).await;
         }
         // Elsewhere (another file system): copy beside the target, then rename.
         let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4()));
@@ -132,7 +145,8 @@ impl Storage for DiskStorage {
         if result.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
-        Ok(result?)
+        result?;
+        sync_parent(&path).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
