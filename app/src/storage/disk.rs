@@ -75,6 +75,27 @@ impl DiskStorage {
     }
 }
 
+/// Write `path` through a file beside it (written by `fill`, then synced) renamed into
+/// place, so a crash never leaves half a file under the key; the folder is synced after.
+async fn place<F, Fut>(path: &Path, fill: F) -> Result<(), StorageError>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4()));
+    let result = async {
+        fill(tmp.clone()).await?;
+        tokio::fs::File::open(&tmp).await?.sync_all().await?;
+        tokio::fs::rename(&tmp, path).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result?;
+    sync_parent(path).await
+}
+
 /// Make a rename into `path`'s folder durable: until the folder itself is synced, a power
 /// loss can forget the new name while the database row that points at it is committed.
 async fn sync_parent(path: &Path) -> Result<(), StorageError> {
@@ -99,20 +120,13 @@ impl Storage for DiskStorage {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
-        // Write beside the target and rename, so a crash never leaves half a file under the key.
-        let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4()));
-        let result = async {
+        place(&path, |tmp| async move {
             let mut file = tokio::fs::File::create(&tmp).await?;
             file.write_all(&body).await?;
-            file.sync_all().await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result?;
-        sync_parent(&path).await
+            // tokio writes in the background: wait for it before the sync.
+            file.flush().await
+        })
+        .await
     }
 
     async fn put_file(
@@ -134,19 +148,12 @@ impl Storage for DiskStorage {
         if tokio::fs::rename(file, &path).await.is_ok() {
             return sync_parent(&path).await;
         }
-        // Elsewhere (another file system): copy beside the target, then rename.
-        let tmp = path.with_extension(format!("tmp-{}", Uuid::new_v4()));
-        let result = async {
-            tokio::fs::copy(file, &tmp).await?;
-            tokio::fs::File::open(&tmp).await?.sync_all().await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result?;
-        sync_parent(&path).await
+        // Elsewhere (another file system): a copy.
+        let source = file.to_path_buf();
+        place(&path, |tmp| async move {
+            tokio::fs::copy(source, tmp).await.map(|_| ())
+        })
+        .await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
