@@ -72,11 +72,14 @@ async fn store_all(
             let key = ObjectKey::original(&username, id, processed.kind.ext());
             let thumb_key = ObjectKey::thumbnail(&username, id, processed.thumb_kind.ext());
             let size = i64::try_from(upload.file.len()).unwrap_or(i64::MAX);
+            // Noted before the write: a store that fails after its object landed (a
+            // lost answer, a failed folder sync) must still be cleaned up.
+            written.push(key.clone());
             state
                 .storage
                 .put_file(&key, upload.file.path(), processed.kind.mime())
                 .await?;
-            written.push(key.clone());
+            written.push(thumb_key.clone());
             state
                 .storage
                 .put(
@@ -85,7 +88,6 @@ async fn store_all(
                     processed.thumb_kind.mime(),
                 )
                 .await?;
-            written.push(thumb_key.clone());
             rows.push(Image {
                 id: id.to_string(),
                 owner_id,

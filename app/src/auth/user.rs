@@ -78,8 +78,15 @@ impl FromRequestParts<AppState> for CurrentUser {
                 keep_alive(&session, state.config.session_idle).await?;
                 Ok(CurrentUser { user, session })
             }
-            _ => {
-                // Deleted user or changed password: this session is over.
+            Some(_) => {
+                // Its password was changed: this session is over. It is refused, not
+                // deleted: epochs only grow, so it can never match again, and deleting
+                // it could race the request that changed the password from this very
+                // session (saving the new epoch moments later) and sign it out too.
+                Err(login())
+            }
+            None => {
+                // A deleted user: this session is over.
                 session.flush().await?;
                 Err(login())
             }

@@ -110,24 +110,38 @@ pub async fn set_password(
 
     let client = super::auth::client_address(&state, peer, &headers);
     let attempt = throttle::begin(&state, &current.user.username, client).await?;
-    let hash = users::credentials(&state.db, &current.user.username)
+    let stored = users::credentials(&state.db, &current.user.username)
         .await?
         .map(|(_, hash)| hash);
     let given = form.current;
+    let checked = stored.clone();
     let ok = state
-        .blocking(move || password::verify(&given, hash.as_deref()))
+        .blocking(move || password::verify(&given, checked.as_deref()))
         .await?;
-    if !ok {
+    let Some(stored) = stored.filter(|_| ok) else {
         let message = "The current password is not right.".to_string();
         return page(&current, StatusCode::FORBIDDEN, None, Some(message)).await;
-    }
+    };
     throttle::succeeded(&state, attempt).await?;
 
     let hash = state
         .blocking(move || password::hash(new.expose()))
         .await??;
-    let Some(epoch) = users::change_own_password(&state.db, current.user.id, &hash).await? else {
-        return Err(AppError::NotFound);
+    let changed = users::change_own_password(
+        &state.db,
+        current.user.id,
+        current.user.session_epoch,
+        &stored,
+        &hash,
+    )
+    .await?;
+    let Some(epoch) = changed else {
+        // Changed meanwhile (an admin's reset, another change, a deletion): that change
+        // stands, and it has ended this session.
+        current.session.flush().await?;
+        return Err(AppError::LoginRequired {
+            next: "/account".into(),
+        });
     };
     // This session moves to the new epoch; every other one is left on the old and ends.
     current.session.insert(SESSION_EPOCH, epoch).await?;

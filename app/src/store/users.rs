@@ -191,14 +191,24 @@ pub async fn update(
 
 /// A user's own password change: the new hash, and the session epoch bumped (every
 /// session of theirs ends); returns the new epoch, for the session that made the change
-/// to keep. `None` if the user is gone.
-pub async fn change_own_password(db: &Db, id: i64, hash: &str) -> Result<Option<i64>, sqlx::Error> {
+/// to keep. Only if nothing changed since the request checked them (`epoch`, and
+/// `old_hash`, the hash the current password was verified against): otherwise an
+/// admin's reset made meanwhile would be undone. `None` if the user is gone or changed.
+pub async fn change_own_password(
+    db: &Db,
+    id: i64,
+    epoch: i64,
+    old_hash: &str,
+    hash: &str,
+) -> Result<Option<i64>, sqlx::Error> {
     let row = sqlx::query(
         "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 \
-         WHERE id = $1 RETURNING session_epoch",
+         WHERE id = $1 AND session_epoch = $3 AND password_hash = $4 RETURNING session_epoch",
     )
     .bind(id)
     .bind(hash)
+    .bind(epoch)
+    .bind(old_hash)
     .fetch_optional(db.pool()?)
     .await?;
     row.map(|r| r.try_get("session_epoch")).transpose()
