@@ -174,6 +174,11 @@ pub struct ServeArgs {
     /// then a rename), else `gallery-spool` in the system's temporary folder
     #[arg(long, env = "GALLERY_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
+
+    /// Days a deleted image stays in the trash, restorable, before it is deleted for good
+    /// (fractions allowed: 0.5 is twelve hours; 0 empties the trash at each purge run)
+    #[arg(long, env = "GALLERY_TRASH_DAYS", default_value_t = 30.0)]
+    pub trash_days: f64,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -308,6 +313,8 @@ pub struct Config {
     pub upload_timeout: Duration,
     /// Where uploads are received (see `spool`).
     pub spool_dir: PathBuf,
+    /// How long a deleted image stays in the trash (see `trash`).
+    pub trash_retention: Duration,
 }
 
 impl Config {
@@ -423,6 +430,16 @@ impl Config {
                 ));
             }
         }
+        if !(0.0..=36_500.0).contains(&serve.trash_days) {
+            return Err(invalid(
+                "--trash-days",
+                "GALLERY_TRASH_DAYS",
+                format!(
+                    "`{}` is not a number of days from 0 to 36500",
+                    serve.trash_days
+                ),
+            ));
+        }
         let spool_dir = match (&serve.spool_dir, &data.storage) {
             (Some(dir), _) if dir.as_os_str().is_empty() => {
                 return Err(invalid(
@@ -460,6 +477,7 @@ impl Config {
             body_timeout: Duration::from_secs(serve.body_timeout_secs),
             upload_timeout: Duration::from_secs(serve.upload_timeout_secs),
             spool_dir,
+            trash_retention: Duration::from_secs_f64(serve.trash_days * 86_400.0),
         })
     }
 }

@@ -1,5 +1,5 @@
-//! Image lifecycle: taking in an upload (check, thumbnail, store, record) and deleting,
-//! ordered so storage and database never disagree in a way the user can't see or retry.
+//! Taking in an upload: check, thumbnail, store, record, ordered so storage and database
+//! never disagree in a way the user can't see or retry. (Deleting: `trash`.)
 
 use std::io::BufReader;
 
@@ -100,6 +100,8 @@ async fn store_all(
                 width: i64::from(processed.width),
                 height: i64::from(processed.height),
                 created_at: now,
+                trashed_at: None,
+                purging: false,
             });
         }
         images::insert_all(&state.db, &rows).await?;
@@ -116,22 +118,4 @@ async fn store_all(
         return Err(e);
     }
     Ok(rows.into_iter().map(|r| r.id).collect())
-}
-
-/// Delete the stored objects first (idempotent), then the row. If storage fails the row
-/// is still there and the user can retry; if the row delete fails, retrying finishes it.
-pub async fn delete(state: &AppState, owner: &User, id: &str) -> AppResult<()> {
-    let img = images::owned(&state.db, id, owner.id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    state
-        .storage
-        .delete(&ObjectKey::stored(&img.storage_key)?)
-        .await?;
-    state
-        .storage
-        .delete(&ObjectKey::stored(&img.thumb_key)?)
-        .await?;
-    images::delete_owned(&state.db, id, owner.id).await?;
-    Ok(())
 }

@@ -21,5 +21,6 @@ pub mod state;
 pub mod storage;
 pub mod store;
 pub mod templates;
+pub mod trash;
 
 pub use startup::Application;

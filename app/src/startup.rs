@@ -95,6 +95,7 @@ impl Application {
         });
         tokio::spawn(prepare_database(state.clone()));
         tokio::spawn(sweep(state.clone()));
+        tokio::spawn(crate::trash::purge_forever(state.clone()));
         let router = routes::router(state.clone());
         Ok(Application {
             listener,

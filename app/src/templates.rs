@@ -157,6 +157,8 @@ pub struct GalleryPage<'a> {
     pub page: i64,
     pub pages: i64,
     pub total: i64,
+    /// The image just moved to the trash, with an "Undo" for it.
+    pub undo: Option<ImageView>,
 }
 
 /// One page's grid of thumbnails: rendered once per cached page of images, not per view.
@@ -201,6 +203,39 @@ pub struct ImagePage {
     pub image: ImageView,
     pub newer: Option<String>,
     pub older: Option<String>,
+    /// In the trash: when it goes for good ("in 30 days"), or `None` in the gallery.
+    pub trashed: Option<String>,
+    /// The purge has claimed it; it can't be restored.
+    pub purging: bool,
+}
+
+/// An image in the trash, with when it goes for good.
+pub struct TrashItem {
+    pub image: ImageView,
+    pub left: String,
+    pub purging: bool,
+}
+
+#[derive(Template)]
+#[template(path = "trash.html")]
+pub struct TrashPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub items: Vec<TrashItem>,
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+    /// "30 days", "12 hours": how long the trash keeps an image.
+    pub keeps_for: String,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "trash_empty.html")]
+pub struct EmptyTrashPage {
+    pub nav: Option<Nav>,
+    pub csrf: String,
+    pub total: i64,
 }
 
 #[derive(Template)]

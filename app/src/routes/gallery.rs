@@ -1,4 +1,5 @@
-//! `/gallery` (the grid), `/images/{id}` (one image) and deleting an image.
+//! `/gallery` (the grid), `/images/{id}` (one image), and moving an image to the trash
+//! and back (the trash itself: `routes::trash`).
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
@@ -6,6 +7,8 @@ use axum::Form;
 use serde::Deserialize;
 
 use crate::auth::{csrf, CurrentUser};
+use crate::db::now_millis;
+use crate::domain::safe_next;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::templates::{grid_html, GalleryPage, ImagePage, ImageView, Nav, Page};
@@ -13,6 +16,20 @@ use crate::templates::{grid_html, GalleryPage, ImagePage, ImageView, Nav, Page};
 #[derive(Deserialize)]
 pub struct PageQuery {
     page: Option<String>,
+    /// The image just moved to the trash: the page offers to undo it.
+    trashed: Option<String>,
+}
+
+/// `?page=N`: a positive number, 1 when absent.
+pub fn page_number(raw: Option<&str>) -> AppResult<i64> {
+    match raw {
+        None | Some("") => Ok(1),
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| AppError::BadRequest(format!("`{p}` is not a page number."))),
+    }
 }
 
 pub async fn index(
@@ -20,14 +37,7 @@ pub async fn index(
     current: CurrentUser,
     Query(q): Query<PageQuery>,
 ) -> AppResult<axum::response::Response> {
-    let page: i64 = match q.page.as_deref() {
-        None | Some("") => 1,
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| AppError::BadRequest(format!("`{p}` is not a page number.")))?,
-    };
+    let page = page_number(q.page.as_deref())?;
     let size = i64::from(state.config.page_size);
     let found = state
         .cache
@@ -44,6 +54,15 @@ pub async fn index(
         // Past the last page (say, after deleting its last image): show the last one.
         return Ok(Redirect::to(&format!("/gallery?page={pages}")).into_response());
     }
+    let undo = match q.trashed.as_deref() {
+        Some(id) => state
+            .cache
+            .owned_image(&state.db, id, current.user.id)
+            .await?
+            .filter(|img| img.trashed_at.is_some() && !img.purging)
+            .map(|img| ImageView::from(&img)),
+        None => None,
+    };
     Ok(Page::ok(GalleryPage {
         nav: Some(Nav::new(
             &current.user,
@@ -59,6 +78,7 @@ pub async fn index(
         page,
         pages,
         total,
+        undo,
     })
     .into_response())
 }
@@ -74,7 +94,10 @@ pub async fn show(
         .owned_image(&state.db, &id, current.user.id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let (newer, older) = state.cache.image_neighbours(&state.db, &img).await?;
+    let (newer, older) = match img.trashed_at {
+        None => state.cache.image_neighbours(&state.db, &img).await?,
+        Some(_) => (None, None),
+    };
     let token = csrf::token(&current.session).await?;
     Ok(Page::ok(ImagePage {
         nav: Some(Nav::new(&current.user, token.clone())),
@@ -82,22 +105,62 @@ pub async fn show(
         image: ImageView::from(img.as_ref()),
         newer,
         older,
+        trashed: img
+            .trashed_at
+            .map(|at| crate::trash::time_left(at, state.config.trash_retention, now_millis())),
+        purging: img.purging,
     }))
 }
 
 #[derive(Deserialize)]
-pub struct DeleteForm {
+pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
+/// "Delete": to the trash, then to the gallery, which offers to undo it.
 pub async fn delete(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,
-    Form(form): Form<DeleteForm>,
+    Form(form): Form<CsrfForm>,
 ) -> AppResult<impl IntoResponse> {
     csrf::verify(&current.session, &form.csrf).await?;
-    crate::images::delete(&state, &current.user, &id).await?;
-    Ok(Redirect::to("/gallery"))
+    let img = crate::trash::trash(&state, &current.user, &id).await?;
+    Ok(Redirect::to(&format!("/gallery?trashed={}", img.id)))
+}
+
+#[derive(Deserialize)]
+pub struct RestoreForm {
+    #[serde(default)]
+    csrf: String,
+    /// Where to go afterwards (a local path); the image's page by default.
+    back: Option<String>,
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Form(form): Form<RestoreForm>,
+) -> AppResult<impl IntoResponse> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    crate::trash::restore(&state, &current.user, &id).await?;
+    let back = match form.back.as_deref() {
+        Some(back) if !back.is_empty() => safe_next(Some(back)),
+        _ => format!("/images/{id}"),
+    };
+    Ok(Redirect::to(&back))
+}
+
+/// "Delete forever", from the trash.
+pub async fn purge(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> AppResult<impl IntoResponse> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    crate::trash::delete_forever(&state, &current.user, &id).await?;
+    Ok(Redirect::to("/trash"))
 }

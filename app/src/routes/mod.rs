@@ -8,6 +8,7 @@ mod gallery;
 mod health;
 mod home;
 mod images;
+mod trash;
 mod upload;
 
 use axum::extract::DefaultBodyLimit;
@@ -56,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/gallery", get(gallery::index))
         .route("/images/{id}", get(gallery::show))
         .route("/images/{id}/delete", post(gallery::delete))
+        .route("/images/{id}/restore", post(gallery::restore))
+        .route("/images/{id}/purge", post(gallery::purge))
+        .route("/trash", get(trash::index))
+        .route("/trash/empty", get(trash::confirm_empty).post(trash::empty))
         .route("/images/{id}/original", get(images::original))
         .route("/images/{id}/thumb", get(images::thumbnail))
         .route("/admin", get(admin::index))

@@ -17,10 +17,20 @@ pub struct Image {
     pub width: i64,
     pub height: i64,
     pub created_at: i64,
+    /// When it was moved to the trash (ms since the epoch); `None` while in the gallery.
+    pub trashed_at: Option<i64>,
+    /// The purge has claimed it: it is being deleted for good and can't be restored.
+    pub purging: bool,
 }
 
+/// The columns an upload writes.
+const INSERTED: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
+                        thumb_content_type, byte_size, width, height, created_at";
 const COLUMNS: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
-                       thumb_content_type, byte_size, width, height, created_at";
+                       thumb_content_type, byte_size, width, height, created_at, trashed_at, \
+                       purge_token";
+/// In the gallery, not in the trash.
+const LIVE: &str = "trashed_at IS NULL";
 
 fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
     Ok(Image {
@@ -35,6 +45,8 @@ fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
         width: row.try_get("width")?,
         height: row.try_get("height")?,
         created_at: row.try_get("created_at")?,
+        trashed_at: row.try_get("trashed_at")?,
+        purging: row.try_get::<Option<String>, _>("purge_token")?.is_some(),
     })
 }
 
@@ -43,7 +55,7 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool()?.begin().await?;
     for img in images {
         sqlx::query(&format!(
-            "INSERT INTO images ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO images ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&img.id)
         .bind(img.owner_id)
@@ -62,7 +74,7 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-/// One page of the owner's images, newest first, and how many they have in all: one
+/// One page of the owner's images in the gallery (not in the trash), newest first, and how many they have in all: one
 /// query (a window count) where there are rows, a count only past the last page.
 pub async fn page_for_owner(
     db: &Db,
@@ -72,7 +84,7 @@ pub async fn page_for_owner(
 ) -> Result<(Vec<Image>, i64), sqlx::Error> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM images WHERE owner_id = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+         AND {LIVE} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     ))
     .bind(owner_id)
     .bind(limit)
@@ -90,15 +102,18 @@ pub async fn page_for_owner(
     ))
 }
 
+/// How many images the owner has in the gallery (not counting the trash).
 pub async fn count_for_owner(db: &Db, owner_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM images WHERE owner_id = $1")
-        .bind(owner_id)
-        .fetch_one(db.pool()?)
-        .await?
-        .try_get("n")
+    sqlx::query(&format!(
+        "SELECT COUNT(*) AS n FROM images WHERE owner_id = $1 AND {LIVE}"
+    ))
+    .bind(owner_id)
+    .fetch_one(db.pool()?)
+    .await?
+    .try_get("n")
 }
 
-/// The image if, and only if, it belongs to `owner_id`.
+/// The image if, and only if, it belongs to `owner_id` (in the gallery or in the trash).
 pub async fn owned(db: &Db, id: &str, owner_id: i64) -> Result<Option<Image>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM images WHERE id = $1 AND owner_id = $2"
@@ -110,26 +125,27 @@ pub async fn owned(db: &Db, id: &str, owner_id: i64) -> Result<Option<Image>, sq
     row.as_ref().map(image_from).transpose()
 }
 
-/// Ids of the images shown before (newer) and after (older) this one in the gallery.
+/// Ids of the images shown before (newer) and after (older) this one in the gallery
+/// (the trash is not browsed this way).
 pub async fn neighbours(
     db: &Db,
     img: &Image,
 ) -> Result<(Option<String>, Option<String>), sqlx::Error> {
-    let newer = sqlx::query(
-        "SELECT id FROM images WHERE owner_id = $1 \
+    let newer = sqlx::query(&format!(
+        "SELECT id FROM images WHERE owner_id = $1 AND {LIVE} \
          AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
-         ORDER BY created_at ASC, id ASC LIMIT 1",
-    )
+         ORDER BY created_at ASC, id ASC LIMIT 1"
+    ))
     .bind(img.owner_id)
     .bind(img.created_at)
     .bind(&img.id)
     .fetch_optional(db.pool()?)
     .await?;
-    let older = sqlx::query(
-        "SELECT id FROM images WHERE owner_id = $1 \
+    let older = sqlx::query(&format!(
+        "SELECT id FROM images WHERE owner_id = $1 AND {LIVE} \
          AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT 1",
-    )
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))
     .bind(img.owner_id)
     .bind(img.created_at)
     .bind(&img.id)
@@ -152,10 +168,120 @@ pub async fn keys_for_owner(db: &Db, owner_id: i64) -> Result<Vec<(String, Strin
         .collect()
 }
 
-pub async fn delete_owned(db: &Db, id: &str, owner_id: i64) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("DELETE FROM images WHERE id = $1 AND owner_id = $2")
+/// Move an image of the owner's gallery to the trash; false if there is no such image
+/// in the gallery (someone else's, missing, or already in the trash).
+pub async fn trash(db: &Db, id: &str, owner_id: i64, now: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(&format!(
+        "UPDATE images SET trashed_at = $3 WHERE id = $1 AND owner_id = $2 AND {LIVE}"
+    ))
+    .bind(id)
+    .bind(owner_id)
+    .bind(now)
+    .execute(db.pool()?)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Bring an image of the owner's trash back to the gallery; false if it is not in their
+/// trash or the purge has claimed it.
+pub async fn restore(db: &Db, id: &str, owner_id: i64) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE images SET trashed_at = NULL WHERE id = $1 AND owner_id = $2 \
+         AND trashed_at IS NOT NULL AND purge_token IS NULL",
+    )
+    .bind(id)
+    .bind(owner_id)
+    .execute(db.pool()?)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// One page of the owner's trash, most recently trashed first, and how many are in it.
+pub async fn trash_page(
+    db: &Db,
+    owner_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Image>, i64), sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM images WHERE owner_id = $1 \
+         AND trashed_at IS NOT NULL ORDER BY trashed_at DESC, id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(owner_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool()?)
+    .await?;
+    let total = match rows.first() {
+        Some(row) => row.try_get("total")?,
+        None => 0,
+    };
+    Ok((
+        rows.iter().map(image_from).collect::<Result<_, _>>()?,
+        total,
+    ))
+}
+
+/// Claim images of the owner's trash for deleting for good (`id`: that one; `None`: all
+/// of them), including ones a purge claimed before (the user asked again: a purge that
+/// failed is retried now). Returns what was claimed.
+pub async fn claim_owned(
+    db: &Db,
+    token: &str,
+    now: i64,
+    owner_id: i64,
+    id: Option<&str>,
+) -> Result<Vec<Image>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "UPDATE images SET purge_token = $1, purge_claimed_at = $2 \
+         WHERE owner_id = $3 AND trashed_at IS NOT NULL AND ($4 IS NULL OR id = $4) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(token)
+    .bind(now)
+    .bind(owner_id)
+    .bind(id)
+    .fetch_all(db.pool()?)
+    .await?;
+    rows.iter().map(image_from).collect()
+}
+
+/// Claim up to `limit` images whose time in the trash is over (trashed before
+/// `trashed_before`), and images whose earlier claim is older than `stale_before` (a purge
+/// that died midway). The condition is repeated outside the subquery so that of two
+/// instances claiming at once, the second skips what the first took (PostgreSQL re-checks
+/// the outer condition on a row another transaction just updated; SQLite has one writer).
+pub async fn claim_expired(
+    db: &Db,
+    token: &str,
+    now: i64,
+    trashed_before: i64,
+    stale_before: i64,
+    limit: i64,
+) -> Result<Vec<Image>, sqlx::Error> {
+    let due = "((trashed_at < $3 AND purge_token IS NULL) \
+               OR (purge_token IS NOT NULL AND purge_claimed_at < $4))";
+    let rows = sqlx::query(&format!(
+        "UPDATE images SET purge_token = $1, purge_claimed_at = $2 \
+         WHERE id IN (SELECT id FROM images WHERE trashed_at IS NOT NULL AND {due} \
+                      ORDER BY trashed_at LIMIT $5) \
+         AND trashed_at IS NOT NULL AND {due} RETURNING {COLUMNS}"
+    ))
+    .bind(token)
+    .bind(now)
+    .bind(trashed_before)
+    .bind(stale_before)
+    .bind(limit)
+    .fetch_all(db.pool()?)
+    .await?;
+    rows.iter().map(image_from).collect()
+}
+
+/// Delete the row of a purged image, if the claim is still this purge's.
+pub async fn delete_claimed(db: &Db, id: &str, token: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM images WHERE id = $1 AND purge_token = $2")
         .bind(id)
-        .bind(owner_id)
+        .bind(token)
         .execute(db.pool()?)
         .await?;
     Ok(r.rows_affected() == 1)

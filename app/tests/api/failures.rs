@@ -3,7 +3,7 @@
 //! behind a wrapper that fails on command; the database fails through a trigger.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,18 +12,25 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
-/// How many more calls of a kind succeed before they fail (`usize::MAX`: never fail).
-struct Faults {
+/// How many more calls of a kind succeed before they fail (`usize::MAX`: never fail),
+/// and every key deleted so far.
+pub(crate) struct Faults {
     puts_left: AtomicUsize,
     deletes_left: AtomicUsize,
+    deleted: Mutex<Vec<String>>,
 }
 
 impl Faults {
-    fn new() -> Arc<Faults> {
+    pub(crate) fn new() -> Arc<Faults> {
         Arc::new(Faults {
             puts_left: AtomicUsize::new(usize::MAX),
             deletes_left: AtomicUsize::new(usize::MAX),
+            deleted: Mutex::new(Vec::new()),
         })
+    }
+    /// Every key a delete succeeded for, in order (a key twice: deleted twice).
+    pub(crate) fn deleted(&self) -> Vec<String> {
+        self.deleted.lock().unwrap().clone()
     }
     fn fail_puts_after(&self, n: usize) {
         self.puts_left.store(n, Ordering::SeqCst);
@@ -47,9 +54,9 @@ impl Faults {
     }
 }
 
-struct FaultyStorage {
-    inner: Arc<dyn Storage>,
-    faults: Arc<Faults>,
+pub(crate) struct FaultyStorage {
+    pub(crate) inner: Arc<dyn Storage>,
+    pub(crate) faults: Arc<Faults>,
 }
 
 fn injected() -> StorageError {
@@ -84,7 +91,13 @@ impl Storage for FaultyStorage {
         if !Faults::allow(&self.faults.deletes_left) {
             return Err(injected());
         }
-        self.inner.delete(key).await
+        self.inner.delete(key).await?;
+        self.faults
+            .deleted
+            .lock()
+            .unwrap()
+            .push(key.as_str().to_string());
+        Ok(())
     }
     async fn deliver(&self, key: &ObjectKey, content_type: &str) -> Result<Delivery, StorageError> {
         self.inner.deliver(key, content_type).await
@@ -186,26 +199,39 @@ async fn a_storage_failure_while_deleting_an_image_keeps_it_listed_and_a_retry_f
     app.upload(&alice, &[("a.jpg", photo("rocket.jpg"))]).await;
     let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
     let token = app.csrf(&alice, &format!("/images/{id}")).await;
-
-    // The original goes, the thumbnail's delete fails: the image is still listed, so the
-    // user sees it and can delete it again.
-    faults.fail_deletes_after(1);
-    let r = app
-        .post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
-        .await;
-    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(app.gallery_ids(&alice, "/gallery").await, vec![id.clone()]);
-    assert_eq!(
-        app.get(&alice, &format!("/images/{id}")).await.status(),
-        StatusCode::OK
-    );
-
-    faults.heal();
     let r = app
         .post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(app.gallery_ids(&alice, "/gallery").await.is_empty());
+
+    // Deleting it for good: the original goes, the thumbnail's delete fails. The image
+    // is still in the trash, so the user sees it and can delete it again; it can no
+    // longer be restored (its original is gone).
+    faults.fail_deletes_after(1);
+    let r = app
+        .post_form(&alice, &format!("/images/{id}/purge"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(app.gallery_ids(&alice, "/trash").await, vec![id.clone()]);
+    assert!(app
+        .page(&alice, "/trash")
+        .await
+        .contains("Being deleted for good"));
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/images/{id}/restore"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    faults.heal();
+    let r = app
+        .post_form(&alice, &format!("/images/{id}/purge"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app.gallery_ids(&alice, "/trash").await.is_empty());
     assert_eq!(app.data.count("SELECT COUNT(*) FROM images").await, 0);
     assert_eq!(app.data.objects().await, Vec::<String>::new());
 }
@@ -218,18 +244,23 @@ async fn a_database_failure_while_deleting_an_image_keeps_it_listed_and_a_retry_
     app.upload(&alice, &[("a.jpg", photo("rocket.jpg"))]).await;
     let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
     let token = app.csrf(&alice, &format!("/images/{id}")).await;
-    let (fail, heal) = failing_trigger(b, "DELETE");
-    app.data.execute(&fail).await;
-
     let r = app
         .post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
         .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (fail, heal) = failing_trigger(b, "DELETE");
+    app.data.execute(&fail).await;
+
+    // The objects go, the row's delete fails: still in the trash, and a retry finishes.
+    let r = app
+        .post_form(&alice, &format!("/images/{id}/purge"), &[("csrf", &token)])
+        .await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(app.gallery_ids(&alice, "/gallery").await, vec![id.clone()]);
+    assert_eq!(app.gallery_ids(&alice, "/trash").await, vec![id.clone()]);
 
     app.data.execute(&heal).await;
     let r = app
-        .post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
+        .post_form(&alice, &format!("/images/{id}/purge"), &[("csrf", &token)])
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.data.count("SELECT COUNT(*) FROM images").await, 0);

@@ -75,7 +75,7 @@ async fn image_page_shows_details_neighbours_and_delete(b: Backend) {
     assert!(!newest.contains("rel=\"prev\""));
 }
 
-async fn deleting_an_image_removes_its_row_and_objects(b: Backend) {
+async fn deleting_an_image_and_then_for_good_removes_its_row_and_objects(b: Backend) {
     let app = TestApp::spawn(b).await;
     let alice = app.user("alice").await;
     app.upload(
@@ -96,7 +96,15 @@ async fn deleting_an_image_removes_its_row_and_objects(b: Backend) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&r), "/gallery");
+    assert_eq!(location(&r), format!("/gallery?trashed={}", ids[0]));
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/images/{}/purge", ids[0]),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let keys = app.data.objects().await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.iter().all(|k| k.contains(&ids[1])), "{keys:?}");
@@ -108,14 +116,16 @@ async fn deleting_an_image_removes_its_row_and_objects(b: Backend) {
         StatusCode::NOT_FOUND
     );
     // Deleting again is a clean 404, not an error.
-    let r = app
-        .post_form(
-            &alice,
-            &format!("/images/{}/delete", ids[0]),
-            &[("csrf", &token)],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for action in ["delete", "purge"] {
+        let r = app
+            .post_form(
+                &alice,
+                &format!("/images/{}/{action}", ids[0]),
+                &[("csrf", &token)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{action}");
+    }
 }
 
 async fn another_users_image_is_404_everywhere(b: Backend) {
@@ -213,7 +223,7 @@ both_backends!(
     empty_gallery_links_to_upload,
     gallery_is_newest_first_lazy_and_paginated,
     image_page_shows_details_neighbours_and_delete,
-    deleting_an_image_removes_its_row_and_objects,
+    deleting_an_image_and_then_for_good_removes_its_row_and_objects,
     another_users_image_is_404_everywhere,
     images_are_delivered_typed_cached_and_not_sniffable,
 );

@@ -284,15 +284,25 @@ impl TestApp {
         wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
     ) -> TestApp {
         let data = Data::new(backend).await;
-        let config = Self::config(&data, &[]);
+        let base = Self::start_wrapping_on(&data, &[], wrap).await;
+        TestApp { base, data }
+    }
+
+    /// Start another server on the same data, with extra `serve` flags and its storage
+    /// wrapped by `wrap`; returns its base URL.
+    pub async fn start_wrapping_on(
+        data: &Data,
+        serve_args: &[&str],
+        wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>,
+    ) -> String {
+        let config = Self::config(data, serve_args);
         let storage = gallery::storage::connect(&config.data)
             .await
             .expect("test storage opens");
         let app = Application::build_with_storage(config, wrap(storage))
             .await
             .expect("app builds");
-        let base = Self::run(app).await;
-        TestApp { base, data }
+        Self::run(app).await
     }
 
     /// Start another server on the same data; returns its base URL.
@@ -629,4 +639,16 @@ fn raw_client() -> Client {
         .redirect(redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// A small PNG whose bytes differ for every `seed` (for batches of distinct photos).
+pub fn distinct_png(seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(16, 12, |x, y| {
+        let [a, b, c, d] = seed.to_le_bytes();
+        image::Rgb([a ^ x as u8, b ^ y as u8, c.wrapping_add(d)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("a PNG encodes");
+    out.into_inner()
 }

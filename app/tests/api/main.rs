@@ -16,4 +16,5 @@ mod failures;
 mod gallery;
 mod health;
 mod processes;
+mod trash;
 mod upload;
