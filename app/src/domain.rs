@@ -152,9 +152,76 @@ pub fn safe_next(raw: Option<&str>) -> String {
     }
 }
 
+/// "Firefox on Linux", "Safari on iPhone": a browser's User-Agent as a person reads it.
+pub fn describe_agent(agent: Option<&str>) -> String {
+    let Some(ua) = agent.filter(|a| !a.trim().is_empty()) else {
+        return "Unknown device".to_string();
+    };
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("FxiOS/", "Firefox"),
+        ("CriOS/", "Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Version/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| *name);
+    let system = [
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Android", "Android"),
+        ("CrOS", "ChromeOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Macintosh", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(mark, _)| ua.contains(mark))
+    .map(|(_, name)| *name);
+    match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b.to_string(),
+        (None, Some(s)) => format!("A browser on {s}"),
+        (None, None) => {
+            let first: String = ua
+                .split_whitespace()
+                .next()
+                .unwrap_or(ua)
+                .chars()
+                .take(40)
+                .collect();
+            first
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agents_read_as_browser_and_system() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        assert_eq!(describe_agent(Some(firefox)), "Firefox on Linux");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+        assert_eq!(describe_agent(Some(iphone)), "Safari on iPhone");
+        let edge =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                    Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0";
+        assert_eq!(describe_agent(Some(edge)), "Edge on Windows");
+        let android = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) \
+                       Chrome/131.0.0.0 Mobile Safari/537.36";
+        assert_eq!(describe_agent(Some(android)), "Chrome on Android");
+        assert_eq!(describe_agent(Some("reqwest/0.12")), "reqwest/0.12");
+        assert_eq!(describe_agent(None), "Unknown device");
+        assert_eq!(describe_agent(Some("  ")), "Unknown device");
+    }
 
     #[test]
     fn usernames_are_normalised_and_restricted() {

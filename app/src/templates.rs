@@ -266,6 +266,19 @@ pub struct AccountPage {
     pub notice: Option<String>,
     /// Why the last change was refused.
     pub error: Option<String>,
+    pub sessions: Vec<SessionView>,
+}
+
+/// One of the user's sessions, as `/account` lists it.
+pub struct SessionView {
+    /// Its public name, for the "Sign out" form (`None`: an old session without one).
+    pub handle: Option<String>,
+    pub device: String,
+    pub address: String,
+    pub since: String,
+    pub seen: String,
+    /// The session this page is shown in.
+    pub current: bool,
 }
 
 #[derive(Template)]

@@ -36,6 +36,11 @@ pub async fn verify(session: &Session, submitted: &str) -> AppResult<()> {
 }
 
 fn fresh() -> String {
+    random_token()
+}
+
+/// 256 random bits, URL-safe: a token nobody can guess.
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

@@ -6,4 +6,7 @@ pub mod password;
 pub mod throttle;
 mod user;
 
-pub use user::{AdminUser, CurrentUser, SESSION_EPOCH, SESSION_SEEN, SESSION_USER};
+pub use user::{
+    AdminUser, CurrentUser, SESSION_ADDRESS, SESSION_AGENT, SESSION_EPOCH, SESSION_HANDLE,
+    SESSION_SEEN, SESSION_SINCE, SESSION_USER,
+};

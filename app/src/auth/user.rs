@@ -13,6 +13,13 @@ pub const SESSION_USER: &str = "uid";
 pub const SESSION_EPOCH: &str = "epoch";
 /// When the session's expiry was last pushed forward (ms since the epoch).
 pub const SESSION_SEEN: &str = "seen";
+/// What `/account` shows of a session, written at login: a random public name for it
+/// (the session's id is a credential and never appears in a page), the browser's
+/// User-Agent, the client's address and the time of the login.
+pub const SESSION_HANDLE: &str = "handle";
+pub const SESSION_AGENT: &str = "agent";
+pub const SESSION_ADDRESS: &str = "addr";
+pub const SESSION_SINCE: &str = "since";
 
 /// Push a logged-in session's idle expiry forward. Saving on every request would be a
 /// database write per page view, so the record is saved again only once a twelfth of the

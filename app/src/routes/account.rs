@@ -1,4 +1,5 @@
-//! `/account`: a user's own name and password.
+//! `/account`: a user's own name, password and sessions (see each one, end any of them,
+//! or all at once).
 
 use std::net::SocketAddr;
 
@@ -9,33 +10,56 @@ use axum::Form;
 use serde::Deserialize;
 
 use crate::auth::{csrf, password, throttle, CurrentUser, SESSION_EPOCH};
-use crate::domain::{FullName, Password};
+use crate::domain::{describe_agent, FullName, Password};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::users;
-use crate::templates::{AccountPage, Nav, Page};
+use crate::store::{sessions, users};
+use crate::templates::{human_time, AccountPage, Nav, Page, SessionView};
 
 #[derive(Deserialize)]
 pub struct Done {
     done: Option<String>,
 }
 
-pub async fn show(current: CurrentUser, Query(done): Query<Done>) -> AppResult<Response> {
+pub async fn show(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Query(done): Query<Done>,
+) -> AppResult<Response> {
     let notice = match done.done.as_deref() {
         Some("password") => Some("Password changed. Your other sessions have been signed out."),
         Some("name") => Some("Name saved."),
+        Some("ended") => Some("That session has been signed out."),
         _ => None,
     };
-    page(&current, StatusCode::OK, notice, None).await
+    page(&state, &current, StatusCode::OK, notice, None).await
 }
 
 async fn page(
+    state: &AppState,
     current: &CurrentUser,
     status: StatusCode,
     notice: Option<&str>,
     error: Option<String>,
 ) -> AppResult<Response> {
     let token = csrf::token(&current.session).await?;
+    let this = current.session.id().map(|id| id.to_string());
+    let sessions = sessions::for_user(&state.db, current.user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            current: this.as_deref() == Some(s.id.as_str()),
+            device: describe_agent(s.agent.as_deref()),
+            address: s.address.unwrap_or_else(|| "unknown".into()),
+            since: s.since.map(human_time).unwrap_or_else(|| "unknown".into()),
+            seen: s
+                .seen
+                .or(s.since)
+                .map(human_time)
+                .unwrap_or_else(|| "unknown".into()),
+            handle: s.handle,
+        })
+        .collect();
     Ok(Page::with_status(
         status,
         AccountPage {
@@ -45,6 +69,7 @@ async fn page(
             full_name: current.user.full_name.clone(),
             notice: notice.map(str::to_string),
             error,
+            sessions,
         },
     )
     .into_response())
@@ -65,7 +90,16 @@ pub async fn set_name(
     csrf::verify(&current.session, &form.csrf).await?;
     let name = match FullName::parse(&form.full_name) {
         Ok(name) => name,
-        Err(e) => return page(&current, StatusCode::UNPROCESSABLE_ENTITY, None, Some(e.0)).await,
+        Err(e) => {
+            return page(
+                &state,
+                &current,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(e.0),
+            )
+            .await
+        }
     };
     if !users::set_full_name(&state.db, current.user.id, name.as_str()).await? {
         return Err(AppError::NotFound);
@@ -94,6 +128,7 @@ pub async fn set_password(
     csrf::verify(&current.session, &form.csrf).await?;
     let refuse = |message: String| {
         page(
+            &state,
             &current,
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
@@ -120,7 +155,7 @@ pub async fn set_password(
         .await?;
     let Some(stored) = stored.filter(|_| ok) else {
         let message = "The current password is not right.".to_string();
-        return page(&current, StatusCode::FORBIDDEN, None, Some(message)).await;
+        return page(&state, &current, StatusCode::FORBIDDEN, None, Some(message)).await;
     };
     throttle::succeeded(&state, attempt).await?;
 
@@ -148,4 +183,59 @@ pub async fn set_password(
     csrf::rotate(&current.session).await?;
     tracing::info!(user = %current.user.username, "changed their password");
     Ok(Redirect::to("/account?done=password").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EndForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    session: String,
+}
+
+/// Sign out one of the user's sessions, named by its public handle. Another user's
+/// handle (or a made-up one) is a 404.
+pub async fn end_session(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<EndForm>,
+) -> AppResult<Response> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    let found = sessions::for_user(&state.db, current.user.id)
+        .await?
+        .into_iter()
+        .find(|s| !form.session.is_empty() && s.handle.as_deref() == Some(form.session.as_str()))
+        .ok_or(AppError::NotFound)?;
+    let this = current.session.id().map(|id| id.to_string());
+    if this.as_deref() == Some(found.id.as_str()) {
+        // This very session: a logout.
+        current.session.flush().await?;
+        return Ok(Redirect::to("/login").into_response());
+    }
+    if !sessions::delete_for_user(&state.db, current.user.id, &found.id).await? {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(user = %current.user.username, "signed out one of their sessions");
+    Ok(Redirect::to("/account?done=ended").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EndAllForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// "Sign out everywhere": every session of the user ends, this one included, on every
+/// instance (the epoch moves on, so even a session this instance holds in memory is
+/// refused at once).
+pub async fn end_all_sessions(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<EndAllForm>,
+) -> AppResult<Response> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    users::end_every_session(&state.db, current.user.id).await?;
+    current.session.flush().await?;
+    tracing::info!(user = %current.user.username, "signed out everywhere");
+    Ok(Redirect::to("/login").into_response())
 }

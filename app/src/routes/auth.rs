@@ -3,14 +3,15 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::auth::{
-    csrf, password, throttle, CurrentUser, SESSION_EPOCH, SESSION_SEEN, SESSION_USER,
+    csrf, password, throttle, CurrentUser, SESSION_ADDRESS, SESSION_AGENT, SESSION_EPOCH,
+    SESSION_HANDLE, SESSION_SEEN, SESSION_SINCE, SESSION_USER,
 };
 use crate::domain::{safe_next, Username};
 use crate::error::{AppError, AppResult};
@@ -112,9 +113,19 @@ pub async fn login(
     session.cycle_id().await?;
     session.insert(SESSION_USER, user.id).await?;
     session.insert(SESSION_EPOCH, user.session_epoch).await?;
-    session
-        .insert(SESSION_SEEN, crate::db::now_millis())
-        .await?;
+    let now = crate::db::now_millis();
+    session.insert(SESSION_SEEN, now).await?;
+    session.insert(SESSION_SINCE, now).await?;
+    session.insert(SESSION_HANDLE, csrf::random_token()).await?;
+    session.insert(SESSION_ADDRESS, client.to_string()).await?;
+    if let Some(agent) = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        session
+            .insert(SESSION_AGENT, agent.chars().take(300).collect::<String>())
+            .await?;
+    }
     csrf::rotate(&session).await?;
     tracing::info!(user = %user.username, "logged in");
     Ok(Redirect::to(&next).into_response())

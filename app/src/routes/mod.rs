@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(account::show))
         .route("/account/name", post(account::set_name))
         .route("/account/password", post(account::set_password))
+        .route("/account/sessions/end", post(account::end_session))
+        .route("/account/sessions/end-all", post(account::end_all_sessions))
         .route("/gallery", get(gallery::index))
         .route("/images/{id}", get(gallery::show))
         .route("/images/{id}/delete", post(gallery::delete))

@@ -8,6 +8,9 @@ use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
+use crate::auth::{
+    SESSION_ADDRESS, SESSION_AGENT, SESSION_HANDLE, SESSION_SEEN, SESSION_SINCE, SESSION_USER,
+};
 use crate::cache::Cache;
 use crate::db::Db;
 
@@ -88,6 +91,66 @@ fn encode(record: &Record) -> Result<String, session_store::Error> {
     serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
 
+/// Whose session a record is (its `uid`), kept in a column so a user's sessions can be
+/// listed.
+fn owner(record: &Record) -> Option<i64> {
+    record.data.get(SESSION_USER).and_then(|v| v.as_i64())
+}
+
+/// A signed-in session as `/account` lists it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The session's id: a credential, for the server's use only.
+    pub id: String,
+    /// Its public name (see `auth::SESSION_HANDLE`); `None` for a session made before
+    /// handles existed.
+    pub handle: Option<String>,
+    pub agent: Option<String>,
+    pub address: Option<String>,
+    /// Signed in at, and last pushed forward at (ms since the epoch).
+    pub since: Option<i64>,
+    pub seen: Option<i64>,
+}
+
+/// The user's live sessions, most recently seen first.
+pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    let rows = sqlx::query("SELECT id, data FROM sessions WHERE user_id = $1 AND expires_at > $2")
+        .bind(user_id)
+        .bind(OffsetDateTime::now_utc().unix_timestamp())
+        .fetch_all(db.pool()?)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let data: String = row.try_get("data")?;
+        // A record that doesn't parse is not listed (and can't be loaded either).
+        let Ok(data) = serde_json::from_str::<serde_json::Value>(&data) else {
+            continue;
+        };
+        let text = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let number = |k: &str| data.get(k).and_then(|v| v.as_i64());
+        out.push(SessionInfo {
+            id: row.try_get("id")?,
+            handle: text(SESSION_HANDLE),
+            agent: text(SESSION_AGENT),
+            address: text(SESSION_ADDRESS),
+            since: number(SESSION_SINCE),
+            seen: number(SESSION_SEEN),
+        });
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.seen.or(s.since)));
+    Ok(out)
+}
+
+/// End one of the user's sessions; false if it is not theirs (or gone already).
+pub async fn delete_for_user(db: &Db, user_id: i64, id: &str) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(db.pool()?)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
@@ -95,11 +158,13 @@ impl SessionStore for DbSessionStore {
         // Ids are 128 random bits; on the astronomically unlikely clash, draw again.
         loop {
             let inserted = sqlx::query(
-                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(record.id.to_string())
             .bind(&data)
             .bind(record.expiry_date.unix_timestamp())
+            .bind(owner(record))
             .execute(self.db.pool().map_err(backend)?)
             .await
             .map_err(backend)?;
@@ -114,10 +179,11 @@ impl SessionStore for DbSessionStore {
     /// deleted meanwhile (logout in another tab, the sweeper) stays deleted rather than
     /// being brought back by a request that loaded it just before.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query("UPDATE sessions SET data = $2, expires_at = $3 WHERE id = $1")
+        sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
             .bind(record.id.to_string())
             .bind(encode(record)?)
             .bind(record.expiry_date.unix_timestamp())
+            .bind(owner(record))
             .execute(self.db.pool().map_err(backend)?)
             .await
             .map_err(backend)?;

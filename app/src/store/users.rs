@@ -214,6 +214,23 @@ pub async fn change_own_password(
     row.map(|r| r.try_get("session_epoch")).transpose()
 }
 
+/// "Sign out everywhere": the session epoch bumped (every session of the user is refused
+/// from now on, on every instance) and their sessions deleted, in one transaction.
+/// False if the user is gone.
+pub async fn end_every_session(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool()?.begin().await?;
+    let bumped = sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(bumped.rows_affected() == 1)
+}
+
 /// A user's own full name; false if the user is gone.
 pub async fn set_full_name(db: &Db, id: i64, full_name: &str) -> Result<bool, sqlx::Error> {
     let r = sqlx::query("UPDATE users SET full_name = $2 WHERE id = $1")

@@ -175,7 +175,193 @@ async fn account_forms_need_a_login_and_the_csrf_token(b: Backend) {
     );
 }
 
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+                      (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+fn browser_named(agent: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(agent)
+        .build()
+        .unwrap()
+}
+
+/// The public handles of the "Sign out" forms on `/account`, in page order.
+fn session_handles(html: &str) -> Vec<String> {
+    html.match_indices("name=\"session\" value=\"")
+        .map(|(at, m)| {
+            let rest = &html[at + m.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+/// Whether a client is signed out: a write is refused at once, and a page read within
+/// the cache's second.
+async fn signed_out(base: &str, client: &reqwest::Client, token: &str) -> bool {
+    let r = client
+        .post(format!("{base}/account/name"))
+        .form(&[("csrf", token), ("full_name", "Still Here")])
+        .send()
+        .await
+        .unwrap();
+    if !(r.status() == StatusCode::SEE_OTHER && location(&r).starts_with("/login")) {
+        return false;
+    }
+    for _ in 0..30 {
+        let r = client.get(format!("{base}/gallery")).send().await.unwrap();
+        if r.status() == StatusCode::SEE_OTHER && location(&r).starts_with("/login") {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn a_user_sees_their_sessions_and_signs_one_out_on_another_instance(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    app.user("alice").await;
+    // Her phone on this instance, her laptop on a second one over the same data.
+    let other = TestApp::start_on(&app.data, &[]).await;
+    let phone = browser_named(IPHONE);
+    let laptop = browser_named(FIREFOX);
+    assert_eq!(
+        login(&app.base, &phone, "alice", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        login(&other, &laptop, "alice", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let laptop_html = laptop
+        .get(format!("{other}/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let laptop_token = csrf_in(&laptop_html);
+
+    // Three sessions: the one `user()` made, the phone (this page), the laptop.
+    let html = app.page(&phone, "/account").await;
+    assert!(html.contains("Safari on iPhone"), "{html}");
+    assert!(html.contains("Firefox on Linux"), "{html}");
+    assert!(html.contains("127.0.0.1"), "{html}");
+    assert!(html.contains("This device"), "{html}");
+    let handles = session_handles(&html);
+    assert_eq!(
+        handles.len(),
+        2,
+        "a form for each other session: {handles:?}"
+    );
+    // No session id (a credential) appears in the page.
+    for id in app.data.query_strings("SELECT id FROM sessions").await {
+        assert!(!html.contains(&id), "session id {id} in the page");
+    }
+    let laptop_handle = {
+        let at = html.find("Firefox on Linux").unwrap();
+        session_handles(&html[at..]).remove(0)
+    };
+
+    // Another user can't end her session, even knowing its handle.
+    app.user("bob").await;
+    let bob = app.client();
+    login(&app.base, &bob, "bob", PASSWORD).await;
+    let token = app.csrf(&bob, "/account").await;
+    let r = app
+        .post_form(
+            &bob,
+            "/account/sessions/end",
+            &[("csrf", &token), ("session", &laptop_handle)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // A made-up handle, and none at all: 404 too.
+    for handle in ["made-up", ""] {
+        let token = app.csrf(&phone, "/account").await;
+        let r = app
+            .post_form(
+                &phone,
+                "/account/sessions/end",
+                &[("csrf", &token), ("session", handle)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{handle:?}");
+    }
+    let r = laptop.get(format!("{other}/gallery")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the laptop is still signed in");
+
+    // The phone signs the laptop out; the laptop, on the other instance, is out at once.
+    let token = app.csrf(&phone, "/account").await;
+    let r = app
+        .post_form(
+            &phone,
+            "/account/sessions/end",
+            &[("csrf", &token), ("session", &laptop_handle)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/account?done=ended");
+    assert!(signed_out(&other, &laptop, &laptop_token).await);
+    let html = app.page(&phone, "/account?done=ended").await;
+    assert!(html.contains("has been signed out"));
+    assert!(!html.contains("Firefox on Linux"), "{html}");
+    assert_eq!(app.get(&phone, "/gallery").await.status(), StatusCode::OK);
+}
+
+async fn sign_out_everywhere_ends_every_session_including_this_one(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let other = TestApp::start_on(&app.data, &[]).await;
+    let laptop = browser_named(FIREFOX);
+    login(&other, &laptop, "alice", PASSWORD).await;
+    let laptop_token = csrf_in(
+        &laptop
+            .get(format!("{other}/account"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let alice_token = app.csrf(&alice, "/account").await;
+    // Without its token the form does nothing.
+    let r = app
+        .post_form(&alice, "/account/sessions/end-all", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .post_form(
+            &alice,
+            "/account/sessions/end-all",
+            &[("csrf", &alice_token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login");
+    assert!(signed_out(&other, &laptop, &laptop_token).await);
+    assert!(signed_out(&app.base, &alice, &alice_token).await);
+    assert_eq!(
+        app.data
+            .count("SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL AND user_id IN (SELECT id FROM users WHERE username = 'alice')")
+            .await,
+        0
+    );
+    // Her password still works.
+    let fresh = app.client();
+    assert_eq!(
+        login(&app.base, &fresh, "alice", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
 both_backends!(
+    a_user_sees_their_sessions_and_signs_one_out_on_another_instance,
+    sign_out_everywhere_ends_every_session_including_this_one,
     a_password_change_needs_the_current_password_and_ends_the_other_sessions,
     a_user_renames_themselves_and_sees_it_at_once,
     account_forms_need_a_login_and_the_csrf_token,
