@@ -458,6 +458,7 @@ mod tests {
             full_name: "U".into(),
             is_admin: false,
             session_epoch: 0,
+            keep_location: false,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Taking in an upload: check, thumbnail, store, record, ordered so storage and database
 //! never disagree in a way the user can't see or retry. (Deleting: `trash`.)
 
-use std::io::BufReader;
+use std::io::{BufReader, Seek};
 
 use bytes::Bytes;
 use uuid::Uuid;
@@ -22,6 +22,14 @@ pub struct Upload {
     pub file: Spooled,
 }
 
+/// A received file, checked: its thumbnail, details, and what became of its location.
+struct Checked {
+    processed: media::Processed,
+    details: media::details::Details,
+    has_location: bool,
+    location_kept: bool,
+}
+
 /// How much of a received file the decoders read at a time.
 const READ_BUFFER: usize = 64 << 10;
 
@@ -35,13 +43,28 @@ pub async fn ingest(
     let username = Username::parse(&owner.username).map_err(|e| AppError::Internal(e.into()))?;
     let max_pixels = state.config.limits.max_pixels;
 
+    let keep_location = owner.keep_location;
+
     let mut checked = Vec::with_capacity(uploads.len());
     for upload in uploads {
         let path = upload.file.path().to_path_buf();
         let processed = state
-            .blocking(move || {
-                let file = std::fs::File::open(path)?;
-                media::process(BufReader::with_capacity(READ_BUFFER, file), max_pixels)
+            .blocking(move || -> Result<Checked, media::MediaError> {
+                let file = std::fs::File::open(&path)?;
+                let mut input = BufReader::with_capacity(READ_BUFFER, file);
+                let processed = media::process(&mut input, max_pixels)?;
+                input.rewind()?;
+                let details = media::details::read(&mut input);
+                drop(input);
+                // Unless its owner keeps locations, the original is stored without one.
+                let has_location =
+                    media::location::scan_file(&path, processed.kind, !keep_location)?;
+                Ok(Checked {
+                    processed,
+                    details,
+                    has_location,
+                    location_kept: has_location && keep_location,
+                })
             })
             .await?
             .map_err(|e| AppError::media(upload.name.as_str(), e))?;
@@ -61,13 +84,14 @@ async fn store_all(
     state: AppState,
     owner_id: i64,
     username: Username,
-    checked: Vec<(Upload, media::Processed)>,
+    checked: Vec<(Upload, Checked)>,
 ) -> AppResult<Vec<String>> {
     let now = now_millis();
     let mut written: Vec<ObjectKey> = Vec::new();
     let mut rows = Vec::with_capacity(checked.len());
     let result: AppResult<()> = async {
-        for (upload, processed) in checked {
+        for (upload, checked) in checked {
+            let processed = checked.processed;
             let id = Uuid::new_v4();
             let key = ObjectKey::original(&username, id, processed.kind.ext());
             let thumb_key = ObjectKey::thumbnail(&username, id, processed.thumb_kind.ext());
@@ -102,6 +126,9 @@ async fn store_all(
                 created_at: now,
                 trashed_at: None,
                 purging: false,
+                details: checked.details,
+                has_location: checked.has_location,
+                location_kept: checked.location_kept,
             });
         }
         images::insert_all(&state.db, &rows).await?;

@@ -97,6 +97,14 @@ pub struct ImageView {
     pub size: String,
     pub uploaded: String,
     pub content_type: String,
+    /// "2024-07-14 18:32" as the camera's clock read.
+    pub taken: Option<String>,
+    pub camera: Option<String>,
+    pub lens: Option<String>,
+    /// "6.9 mm · f/1.8 · 1/250 s · ISO 200", of what is known.
+    pub exposure: Option<String>,
+    /// "Removed from the original", "Kept in the original", or `None`: none recorded.
+    pub location: Option<&'static str>,
 }
 
 impl ImageView {
@@ -112,6 +120,27 @@ impl ImageView {
             size: human_size(img.byte_size),
             uploaded: human_time(img.created_at),
             content_type: img.content_type.clone(),
+            taken: img.details.taken_at.map(camera_time),
+            camera: img.details.camera.clone(),
+            lens: img.details.lens.clone(),
+            exposure: {
+                let d = &img.details;
+                let parts: Vec<String> = [
+                    d.focal_length.clone(),
+                    d.aperture.clone(),
+                    d.exposure.clone(),
+                    d.iso.map(|iso| format!("ISO {iso}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                (!parts.is_empty()).then(|| parts.join(" · "))
+            },
+            location: match (img.has_location, img.location_kept) {
+                (false, _) => None,
+                (true, false) => Some("Recorded, removed from the stored original"),
+                (true, true) => Some("Recorded, kept in the original"),
+            },
         }
     }
 }
@@ -138,6 +167,15 @@ pub fn human_size(bytes: i64) -> String {
     } else {
         format!("{bytes} bytes")
     }
+}
+
+/// A camera's clock reading (no time zone), as it read.
+fn camera_time(millis: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(millis / 1000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
 }
 
 pub fn human_time(millis: i64) -> String {
@@ -262,6 +300,7 @@ pub struct AccountPage {
     pub csrf: String,
     pub username: String,
     pub full_name: String,
+    pub keep_location: bool,
     /// What the last change did.
     pub notice: Option<String>,
     /// Why the last change was refused.

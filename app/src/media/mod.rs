@@ -2,7 +2,9 @@
 //! decoding, decode within limits, turn upright (EXIF orientation) and make a thumbnail
 //! that carries no metadata.
 
+pub mod details;
 mod jpeg;
+pub mod location;
 
 use std::io::{BufRead, Cursor, Read, Seek};
 

@@ -30,6 +30,7 @@ pub async fn show(
         Some("password") => Some("Password changed. Your other sessions have been signed out."),
         Some("name") => Some("Name saved."),
         Some("ended") => Some("That session has been signed out."),
+        Some("privacy") => Some("Location setting saved."),
         _ => None,
     };
     page(&state, &current, StatusCode::OK, notice, None).await
@@ -67,6 +68,7 @@ async fn page(
             csrf: token,
             username: current.user.username.clone(),
             full_name: current.user.full_name.clone(),
+            keep_location: current.user.keep_location,
             notice: notice.map(str::to_string),
             error,
             sessions,
@@ -238,4 +240,26 @@ pub async fn end_all_sessions(
     current.session.flush().await?;
     tracing::info!(user = %current.user.username, "signed out everywhere");
     Ok(Redirect::to("/login").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PrivacyForm {
+    #[serde(default)]
+    csrf: String,
+    /// A checkbox: present ("on") when ticked.
+    keep_location: Option<String>,
+}
+
+/// Whether the originals of this user's next uploads keep where they were taken.
+pub async fn set_privacy(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Form(form): Form<PrivacyForm>,
+) -> AppResult<Response> {
+    csrf::verify(&current.session, &form.csrf).await?;
+    let keep = form.keep_location.is_some();
+    if !users::set_keep_location(&state.db, current.user.id, keep).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(Redirect::to("/account?done=privacy").into_response())
 }

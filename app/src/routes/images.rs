@@ -10,10 +10,45 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::{Delivery, ObjectKey, StorageError};
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Variant {
     Original,
     Thumbnail,
+    /// The original, to be saved under the name it was uploaded with.
+    Download,
+}
+
+pub async fn download(
+    state: State<AppState>,
+    current: CurrentUser,
+    id: Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    serve(state, current, id, headers, Variant::Download).await
+}
+
+/// `attachment` with the file's name: an ASCII stand-in for old clients, and the name
+/// itself percent-encoded as UTF-8 (RFC 6266, RFC 8187).
+fn attachment(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 pub async fn original(
@@ -47,17 +82,19 @@ async fn serve(
         .await?
         .ok_or(AppError::NotFound)?;
     let (key, content_type, tag) = match variant {
-        Variant::Original => (&img.storage_key, &img.content_type, "o"),
+        Variant::Original | Variant::Download => (&img.storage_key, &img.content_type, "o"),
         Variant::Thumbnail => (&img.thumb_key, &img.thumb_content_type, "t"),
     };
+    let disposition = (variant == Variant::Download).then(|| attachment(&img.original_name));
     let etag = format!("\"{}-{}\"", img.id, tag);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| AppError::Internal(e.into()))?;
     let cache = HeaderValue::from_static("private, max-age=31536000, immutable");
 
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    if disposition.is_none()
+        && headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         return Ok((
             StatusCode::NOT_MODIFIED,
@@ -66,11 +103,17 @@ async fn serve(
             .into_response());
     }
 
-    let delivery = match state
-        .storage
-        .deliver(&ObjectKey::stored(key)?, content_type)
-        .await
-    {
+    let key = ObjectKey::stored(key)?;
+    let delivered = match &disposition {
+        None => state.storage.deliver(&key, content_type).await,
+        Some(d) => {
+            state
+                .storage
+                .deliver_attachment(&key, content_type, d)
+                .await
+        }
+    };
+    let delivery = match delivered {
         Ok(d) => d,
         Err(StorageError::NotFound(_)) => return Err(AppError::NotFound),
         Err(e) => return Err(e.into()),
@@ -78,16 +121,25 @@ async fn serve(
     let content_type =
         HeaderValue::from_str(content_type).map_err(|e| AppError::Internal(e.into()))?;
     match delivery {
-        Delivery::Stream { body, len } => Ok((
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CONTENT_LENGTH, HeaderValue::from(len)),
-                (header::ETAG, etag_value),
-                (header::CACHE_CONTROL, cache),
-            ],
-            body,
-        )
-            .into_response()),
+        Delivery::Stream { body, len } => {
+            let mut response = (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CONTENT_LENGTH, HeaderValue::from(len)),
+                    (header::ETAG, etag_value),
+                    (header::CACHE_CONTROL, cache),
+                ],
+                body,
+            )
+                .into_response();
+            if let Some(d) = disposition {
+                response.headers_mut().insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_str(&d).map_err(|e| AppError::Internal(e.into()))?,
+                );
+            }
+            Ok(response)
+        }
         Delivery::Redirect { url, max_age } => {
             let location = HeaderValue::from_str(&url).map_err(|e| AppError::Internal(e.into()))?;
             let cache = HeaderValue::from_str(&format!("private, max-age={}", max_age.as_secs()))
@@ -98,5 +150,22 @@ async fn serve(
             )
                 .into_response())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn a_download_keeps_its_name_however_it_is_spelled() {
+        assert_eq!(
+            attachment("beach.jpg"),
+            "attachment; filename=\"beach.jpg\"; filename*=UTF-8''beach.jpg"
+        );
+        assert_eq!(
+            attachment("Été \"2024\".jpg"),
+            "attachment; filename=\"_t_ _2024_.jpg\"; filename*=UTF-8''%C3%89t%C3%A9%20%222024%22.jpg"
+        );
     }
 }

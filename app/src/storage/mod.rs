@@ -99,6 +99,19 @@ pub trait Storage: Send + Sync {
 
     async fn deliver(&self, key: &ObjectKey, content_type: &str) -> Result<Delivery, StorageError>;
 
+    /// Like `deliver`, to be saved as a file: `disposition` is the Content-Disposition
+    /// the browser must get. A redirect must carry it (S3 answers with it); a stream gets
+    /// it from the route, which is what this default is for.
+    async fn deliver_attachment(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<Delivery, StorageError> {
+        let _ = disposition;
+        self.deliver(key, content_type).await
+    }
+
     /// Is the storage reachable and writable? Used by readiness.
     async fn check(&self) -> Result<(), StorageError>;
 

@@ -140,6 +140,36 @@ fn describe(err: impl std::error::Error) -> StorageError {
     StorageError::Other(aws_sdk_s3::error::DisplayErrorContext(err).to_string())
 }
 
+impl S3Storage {
+    /// A presigned GET valid from `start` (seconds since the epoch) for `expires_in`
+    /// seconds, answering with `content_type` (and `disposition`, when given).
+    async fn presign(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: Option<&str>,
+        start: u64,
+        expires_in: u64,
+    ) -> Result<String, StorageError> {
+        let presign = PresigningConfig::builder()
+            .start_time(UNIX_EPOCH + Duration::from_secs(start))
+            .expires_in(Duration::from_secs(expires_in))
+            .build()
+            .map_err(describe)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .response_content_type(content_type)
+            .set_response_content_disposition(disposition.map(str::to_string))
+            .presigned(presign)
+            .await
+            .map_err(describe)?;
+        Ok(request.uri().to_string())
+    }
+}
+
 #[async_trait]
 impl Storage for S3Storage {
     async fn put(
@@ -188,23 +218,31 @@ impl Storage for S3Storage {
         if let Some(url) = self.signed_lock().get(window_start, &held) {
             return Ok(Delivery::Redirect { url, max_age });
         }
-        let presign = PresigningConfig::builder()
-            .start_time(UNIX_EPOCH + Duration::from_secs(window_start))
-            .expires_in(Duration::from_secs(expires_in))
-            .build()
-            .map_err(describe)?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full_key(key))
-            .response_content_type(content_type)
-            .presigned(presign)
-            .await
-            .map_err(describe)?;
-        let url = request.uri().to_string();
+        let url = self
+            .presign(key, content_type, None, window_start, expires_in)
+            .await?;
         self.signed_lock().put(window_start, held, url.clone());
         Ok(Delivery::Redirect { url, max_age })
+    }
+
+    async fn deliver_attachment(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<Delivery, StorageError> {
+        // Downloads are rare: signed each time, valid for a minute.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let url = self
+            .presign(key, content_type, Some(disposition), now, 60)
+            .await?;
+        Ok(Delivery::Redirect {
+            url,
+            max_age: Duration::ZERO,
+        })
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use crate::db::Db;
+use crate::media::details::Details;
 
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -21,14 +22,24 @@ pub struct Image {
     pub trashed_at: Option<i64>,
     /// The purge has claimed it: it is being deleted for good and can't be restored.
     pub purging: bool,
+    /// From EXIF at upload.
+    pub details: Details,
+    /// The photo recorded where it was taken...
+    pub has_location: bool,
+    /// ...and the stored original still does (its owner chose to keep locations).
+    pub location_kept: bool,
 }
 
 /// The columns an upload writes.
 const INSERTED: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
-                        thumb_content_type, byte_size, width, height, created_at";
+                        thumb_content_type, byte_size, width, height, created_at, taken_at, \
+                        camera, lens, focal_length, aperture, exposure, iso, has_location, \
+                        location_kept";
 const COLUMNS: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
                        thumb_content_type, byte_size, width, height, created_at, trashed_at, \
-                       purge_token";
+                       purge_token, taken_at, camera, lens, focal_length, aperture, exposure, \
+                       iso, CASE WHEN has_location THEN 1 ELSE 0 END AS has_location, \
+                       CASE WHEN location_kept THEN 1 ELSE 0 END AS location_kept";
 /// In the gallery, not in the trash.
 const LIVE: &str = "trashed_at IS NULL";
 
@@ -47,6 +58,17 @@ fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         trashed_at: row.try_get("trashed_at")?,
         purging: row.try_get::<Option<String>, _>("purge_token")?.is_some(),
+        details: Details {
+            taken_at: row.try_get("taken_at")?,
+            camera: row.try_get("camera")?,
+            lens: row.try_get("lens")?,
+            focal_length: row.try_get("focal_length")?,
+            aperture: row.try_get("aperture")?,
+            exposure: row.try_get("exposure")?,
+            iso: row.try_get("iso")?,
+        },
+        has_location: row.try_get::<i64, _>("has_location")? != 0,
+        location_kept: row.try_get::<i64, _>("location_kept")? != 0,
     })
 }
 
@@ -55,7 +77,8 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
     let mut tx = db.pool()?.begin().await?;
     for img in images {
         sqlx::query(&format!(
-            "INSERT INTO images ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO images ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         ))
         .bind(&img.id)
         .bind(img.owner_id)
@@ -68,6 +91,15 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
         .bind(img.width)
         .bind(img.height)
         .bind(img.created_at)
+        .bind(img.details.taken_at)
+        .bind(&img.details.camera)
+        .bind(&img.details.lens)
+        .bind(&img.details.focal_length)
+        .bind(&img.details.aperture)
+        .bind(&img.details.exposure)
+        .bind(img.details.iso)
+        .bind(img.has_location)
+        .bind(img.location_kept)
         .execute(&mut *tx)
         .await?;
     }

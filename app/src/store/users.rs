@@ -11,6 +11,8 @@ pub struct User {
     pub full_name: String,
     pub is_admin: bool,
     pub session_epoch: i64,
+    /// Keep the location in the originals they upload (see `media::location`).
+    pub keep_location: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -31,7 +33,8 @@ pub struct NewUser<'a> {
 
 /// sqlx's `Any` driver can't decode SQLite booleans, so the flag is read as an integer
 /// on both backends.
-const ADMIN_FLAG: &str = "CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin";
+const ADMIN_FLAG: &str = "CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin, \
+                          CASE WHEN keep_location THEN 1 ELSE 0 END AS keep_location";
 const USER_COLUMNS: &str = "id, username, full_name, session_epoch";
 
 fn flag(row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error> {
@@ -45,6 +48,7 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
         full_name: row.try_get("full_name")?,
         is_admin: flag(row)?,
         session_epoch: row.try_get("session_epoch")?,
+        keep_location: row.try_get::<i64, _>("keep_location")? != 0,
     })
 }
 
@@ -229,6 +233,16 @@ pub async fn end_every_session(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
         .await?;
     tx.commit().await?;
     Ok(bumped.rows_affected() == 1)
+}
+
+/// Whether the locations in this user's future uploads are kept; false if the user is gone.
+pub async fn set_keep_location(db: &Db, id: i64, keep: bool) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE users SET keep_location = $2 WHERE id = $1")
+        .bind(id)
+        .bind(keep)
+        .execute(db.pool()?)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// A user's own full name; false if the user is gone.

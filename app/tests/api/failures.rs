@@ -102,6 +102,16 @@ impl Storage for FaultyStorage {
     async fn deliver(&self, key: &ObjectKey, content_type: &str) -> Result<Delivery, StorageError> {
         self.inner.deliver(key, content_type).await
     }
+    async fn deliver_attachment(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<Delivery, StorageError> {
+        self.inner
+            .deliver_attachment(key, content_type, disposition)
+            .await
+    }
     async fn check(&self) -> Result<(), StorageError> {
         self.inner.check().await
     }

@@ -12,6 +12,7 @@ mod account;
 mod admin;
 mod auth;
 mod database;
+mod details;
 mod failures;
 mod gallery;
 mod health;
