@@ -459,6 +459,7 @@ mod tests {
             is_admin: false,
             session_epoch: 0,
             keep_location: false,
+            quota_bytes: None,
         }
     }
 

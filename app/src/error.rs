@@ -65,24 +65,6 @@ pub fn database_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// The page while the database is away: 503, says it is brief, asks the browser to come
-/// back (the load balancer keeps the instance: it is not the instance that is broken).
-fn unavailable(err: &AppError) -> Response {
-    tracing::warn!(error = %err, "database unavailable: answering 503");
-    let mut response = Page::with_status(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorPage::new(
-            "Briefly unavailable",
-            "The gallery cannot reach its database right now (maintenance or a restart). Nothing you did is lost; try again in a few seconds.".to_string(),
-        ),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
-}
-
 impl AppError {
     /// An upload's media problem, naming the file it concerns.
     pub fn media(file: &str, err: MediaError) -> Self {
@@ -97,13 +79,16 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, title, message) = match &self {
-            AppError::LoginRequired { next } => {
-                let target = format!("/login?next={}", url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>());
-                return Redirect::to(&target).into_response();
-            }
+impl AppError {
+    /// Status, title and the message shown for this error. Internals are logged here
+    /// and replaced by a generic message.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            AppError::LoginRequired { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "Log in",
+                "Your session has ended. Log in again.".to_string(),
+            ),
             AppError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here.".to_string()),
             AppError::Forbidden => (
                 StatusCode::FORBIDDEN,
@@ -121,28 +106,12 @@ impl IntoResponse for AppError {
             AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "Upload too large", m.clone()),
             AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, "Cannot use this image", m.clone()),
             AppError::Conflict(m) => (StatusCode::CONFLICT, "Not possible", m.clone()),
-            AppError::RequestTimeout(m) => {
-                // The rest of the body is not read: close the connection after answering.
-                let mut response =
-                    Page::with_status(StatusCode::REQUEST_TIMEOUT, ErrorPage::new("Upload too slow", m.clone()))
-                        .into_response();
-                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return response;
-            }
-            AppError::TooManyRequests { retry_after_secs } => {
-                let mut response = Page::with_status(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorPage::new(
-                        "Too many attempts",
-                        format!("Too many failed logins. Try again in {} seconds.", retry_after_secs),
-                    ),
-                )
-                .into_response();
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return response;
-            }
+            AppError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, "Upload too slow", m.clone()),
+            AppError::TooManyRequests { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                format!("Too many failed logins. Try again in {retry_after_secs} seconds."),
+            ),
             AppError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Starting up",
@@ -153,10 +122,14 @@ impl IntoResponse for AppError {
                 "Already exists",
                 "That name is already taken.".to_string(),
             ),
-            AppError::Database(e) if database_unavailable(e) => return unavailable(&self),
-            AppError::Session(tower_sessions::session::Error::Store(
-                tower_sessions::session_store::Error::Backend(_),
-            )) => return unavailable(&self),
+            e if e.is_database_outage() => {
+                tracing::warn!(error = %e, "database unavailable: answering 503");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Briefly unavailable",
+                    "The gallery cannot reach its database right now (maintenance or a restart). Nothing you did is lost; try again in a few seconds.".to_string(),
+                )
+            }
             AppError::Database(_) | AppError::Storage(_) | AppError::Session(_) | AppError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (
@@ -165,7 +138,56 @@ impl IntoResponse for AppError {
                     "The request failed on our side and nothing was changed that you cannot see. Try again.".to_string(),
                 )
             }
-        };
-        Page::with_status(status, ErrorPage::new(title, message)).into_response()
+        }
+    }
+
+    fn is_database_outage(&self) -> bool {
+        match self {
+            AppError::Database(e) => database_unavailable(e),
+            AppError::Session(tower_sessions::session::Error::Store(
+                tower_sessions::session_store::Error::Backend(_),
+            )) => true,
+            _ => false,
+        }
+    }
+
+    /// The error as JSON (`{"error": message}`) with its status, for scripts (the
+    /// uploader that sends one file at a time).
+    pub fn into_json_response(self) -> Response {
+        let (status, _, message) = self.parts();
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::LoginRequired { next } = &self {
+            let target = format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            );
+            return Redirect::to(&target).into_response();
+        }
+        let (status, title, message) = self.parts();
+        let mut response =
+            Page::with_status(status, ErrorPage::new(title, message)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            // The rest of the body is not read: close the connection after answering.
+            AppError::RequestTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            AppError::TooManyRequests { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            // The load balancer keeps the instance: it is not the instance that is broken.
+            e if e.is_database_outage() => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
     }
 }

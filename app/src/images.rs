@@ -15,11 +15,32 @@ use crate::state::AppState;
 use crate::storage::ObjectKey;
 use crate::store::images::{self, Image};
 use crate::store::users::User;
+use crate::templates::human_size;
 
 /// One file from an upload form, as received.
 pub struct Upload {
     pub name: DisplayName,
     pub file: Spooled,
+    /// SHA-256 (hex) of the file as received.
+    pub hash: String,
+}
+
+/// A file of an upload that was not stored: its owner has the same bytes already.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Duplicate {
+    /// The name it was uploaded with.
+    pub name: String,
+    /// The image it repeats (the first of the upload, when a file came twice in one).
+    pub of: String,
+    /// That image is in the trash.
+    pub in_trash: bool,
+}
+
+/// What an upload did: the ids of the images stored, and the duplicates skipped.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Ingested {
+    pub stored: Vec<String>,
+    pub duplicates: Vec<Duplicate>,
 }
 
 /// A received file, checked: its thumbnail, details, and what became of its location.
@@ -35,15 +56,19 @@ const READ_BUFFER: usize = 64 << 10;
 
 /// Check every file, then store them all, then record them all: a bad file anywhere
 /// means nothing is stored; a storage or database failure removes what was written.
-pub async fn ingest(
-    state: &AppState,
-    owner: &User,
-    uploads: Vec<Upload>,
-) -> AppResult<Vec<String>> {
+pub async fn ingest(state: &AppState, owner: &User, uploads: Vec<Upload>) -> AppResult<Ingested> {
     let username = Username::parse(&owner.username).map_err(|e| AppError::Internal(e.into()))?;
     let max_pixels = state.config.limits.max_pixels;
-
     let keep_location = owner.keep_location;
+
+    let (uploads, duplicates) = skip_duplicates(state, owner, uploads).await?;
+    if uploads.is_empty() {
+        return Ok(Ingested {
+            stored: Vec::new(),
+            duplicates,
+        });
+    }
+    check_quota(state, owner, &uploads).await?;
 
     let mut checked = Vec::with_capacity(uploads.len());
     for upload in uploads {
@@ -75,9 +100,67 @@ pub async fn ingest(
     // the request's future is dropped, and with it any cleanup it would have done; the
     // task finishes either way (every object recorded, or every object removed).
     let owner_id = owner.id;
-    tokio::spawn(store_all(state.clone(), owner_id, username, checked))
+    let stored = tokio::spawn(store_all(state.clone(), owner_id, username, checked))
         .await
-        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(|e| AppError::Internal(e.into()))??;
+    Ok(Ingested { stored, duplicates })
+}
+
+/// Files whose bytes the owner has already (in the gallery or the trash), or that came
+/// twice in this upload, are set apart: reported, not stored.
+async fn skip_duplicates(
+    state: &AppState,
+    owner: &User,
+    uploads: Vec<Upload>,
+) -> AppResult<(Vec<Upload>, Vec<Duplicate>)> {
+    let hashes: Vec<&str> = uploads.iter().map(|u| u.hash.as_str()).collect();
+    let known = images::with_hashes(&state.db, owner.id, &hashes).await?;
+    let mut kept: Vec<Upload> = Vec::with_capacity(uploads.len());
+    let mut duplicates = Vec::new();
+    for upload in uploads {
+        let earlier = known
+            .iter()
+            .find(|img| img.content_hash.as_deref() == Some(upload.hash.as_str()))
+            .map(|img| (img.original_name.clone(), img.trashed_at.is_some()))
+            .or_else(|| {
+                kept.iter()
+                    .find(|u| u.hash == upload.hash)
+                    .map(|u| (u.name.as_str().to_string(), false))
+            });
+        match earlier {
+            Some((of, in_trash)) => duplicates.push(Duplicate {
+                name: upload.name.as_str().to_string(),
+                of,
+                in_trash,
+            }),
+            None => kept.push(upload),
+        }
+    }
+    Ok((kept, duplicates))
+}
+
+/// Refuse an upload that would take the owner past their quota (the trash counts), saying
+/// how much is left.
+async fn check_quota(state: &AppState, owner: &User, uploads: &[Upload]) -> AppResult<()> {
+    let Some(quota) = owner.quota_bytes else {
+        return Ok(());
+    };
+    let used = images::usage(&state.db, owner.id).await?;
+    let adding: i64 = uploads
+        .iter()
+        .map(|u| i64::try_from(u.file.len()).unwrap_or(i64::MAX))
+        .fold(0i64, i64::saturating_add);
+    if used.saturating_add(adding) <= quota {
+        return Ok(());
+    }
+    let left = (quota - used).max(0);
+    Err(AppError::PayloadTooLarge(format!(
+        "This upload needs {}, and {} is left of your {} of storage (the trash counts too: \
+         emptying it frees space).",
+        human_size(adding),
+        human_size(left),
+        human_size(quota)
+    )))
 }
 
 async fn store_all(
@@ -127,6 +210,7 @@ async fn store_all(
                 trashed_at: None,
                 purging: false,
                 details: checked.details,
+                content_hash: Some(upload.hash.clone()),
                 has_location: checked.has_location,
                 location_kept: checked.location_kept,
             });

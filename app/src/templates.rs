@@ -197,6 +197,8 @@ pub struct GalleryPage<'a> {
     pub total: i64,
     /// The image just moved to the trash, with an "Undo" for it.
     pub undo: Option<ImageView>,
+    /// What the last upload did.
+    pub notice: Option<String>,
 }
 
 /// One page's grid of thumbnails: rendered once per cached page of images, not per view.
@@ -301,6 +303,8 @@ pub struct AccountPage {
     pub username: String,
     pub full_name: String,
     pub keep_location: bool,
+    /// "12.3 MB of 1.0 GB" (or "12.3 MB" without a quota), the trash included.
+    pub usage: String,
     /// What the last change did.
     pub notice: Option<String>,
     /// Why the last change was refused.
@@ -327,6 +331,8 @@ pub struct UserFormPage {
     pub csrf: String,
     /// `None` for the add form.
     pub user: Option<User>,
+    /// The user's storage quota in MB, empty for none.
+    pub quota_mb: String,
 }
 
 #[derive(Template)]

@@ -14,7 +14,7 @@ use crate::domain::{describe_agent, FullName, Password};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::{sessions, users};
-use crate::templates::{human_time, AccountPage, Nav, Page, SessionView};
+use crate::templates::{human_size, human_time, AccountPage, Nav, Page, SessionView};
 
 #[derive(Deserialize)]
 pub struct Done {
@@ -44,6 +44,11 @@ async fn page(
     error: Option<String>,
 ) -> AppResult<Response> {
     let token = csrf::token(&current.session).await?;
+    let used = crate::store::images::usage(&state.db, current.user.id).await?;
+    let usage = match current.user.quota_bytes {
+        Some(quota) => format!("{} of {}", human_size(used), human_size(quota)),
+        None => human_size(used),
+    };
     let this = current.session.id().map(|id| id.to_string());
     let sessions = sessions::for_user(&state.db, current.user.id)
         .await?
@@ -69,6 +74,7 @@ async fn page(
             username: current.user.username.clone(),
             full_name: current.user.full_name.clone(),
             keep_location: current.user.keep_location,
+            usage,
             notice: notice.map(str::to_string),
             error,
             sessions,

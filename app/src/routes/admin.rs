@@ -34,6 +34,7 @@ pub async fn new_form(AdminUser(admin): AdminUser) -> AppResult<impl IntoRespons
         nav: Some(Nav::new(&admin.user, token.clone())),
         csrf: token,
         user: None,
+        quota_mb: String::new(),
     }))
 }
 
@@ -78,6 +79,10 @@ pub async fn edit_form(
     Ok(Page::ok(UserFormPage {
         nav: Some(Nav::new(&admin.user, token.clone())),
         csrf: token,
+        quota_mb: user
+            .quota_bytes
+            .map(|b| format!("{}", b / MB))
+            .unwrap_or_default(),
         user: Some(user),
     }))
 }
@@ -91,6 +96,26 @@ pub struct UpdateForm {
     #[serde(default)]
     password: String,
     admin: Option<String>,
+    /// Storage quota in MB; empty: no limit.
+    #[serde(default)]
+    quota_mb: String,
+}
+
+/// A megabyte as the pages count it (`human_size`).
+const MB: i64 = 1024 * 1024;
+
+/// "500" (MB) → bytes; empty → no limit.
+fn parse_quota(raw: &str) -> AppResult<Option<i64>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match raw.parse::<u64>() {
+        Ok(mb) if (1..=1 << 30).contains(&mb) => Ok(Some(mb as i64 * MB)),
+        _ => Err(AppError::Unprocessable(format!(
+            "Storage quota: `{raw}` is not a whole number of megabytes from 1 up (leave it empty for no limit)."
+        ))),
+    }
 }
 
 pub async fn update(
@@ -106,7 +131,9 @@ pub async fn update(
     } else {
         Some(Password::parse(&form.password).map_err(bad)?)
     };
+    let quota = parse_quota(&form.quota_mb)?;
     accounts::update(&state, id, &full_name, form.admin.is_some(), password).await?;
+    users::set_quota(&state.db, id, quota).await?;
     tracing::info!(admin = %admin.user.username, user_id = id, "user modified");
     Ok(Redirect::to("/admin"))
 }
@@ -145,4 +172,18 @@ pub async fn delete(
     accounts::delete(&state.db, state.storage.as_ref(), id).await?;
     tracing::info!(admin = %admin.user.username, user_id = id, "user deleted");
     Ok(Redirect::to("/admin"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_are_whole_megabytes_or_none() {
+        assert_eq!(parse_quota("").unwrap(), None);
+        assert_eq!(parse_quota(" 500 ").unwrap(), Some(500 * MB));
+        for bad in ["0", "-1", "1.5", "lots", "99999999999"] {
+            assert!(parse_quota(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -18,6 +18,32 @@ pub struct PageQuery {
     page: Option<String>,
     /// The image just moved to the trash: the page offers to undo it.
     trashed: Option<String>,
+    /// After an upload: how many images were stored, and how many skipped as duplicates.
+    uploaded: Option<u64>,
+    skipped: Option<u64>,
+}
+
+/// "3 images uploaded. 2 were skipped: you have them already."
+fn upload_notice(uploaded: Option<u64>, skipped: Option<u64>) -> Option<String> {
+    let plural = |n: u64, one: &str, many: &str| {
+        if n == 1 {
+            one.to_string()
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let mut out = match uploaded? {
+        0 => "Nothing new was uploaded.".to_string(),
+        n => format!("{} uploaded.", plural(n, "1 image", "images")),
+    };
+    if let Some(n) = skipped.filter(|n| *n > 0) {
+        out.push_str(&format!(
+            " {} skipped: you have {} already.",
+            plural(n, "1 file was", "files were"),
+            if n == 1 { "it" } else { "them" }
+        ));
+    }
+    Some(out)
 }
 
 /// `?page=N`: a positive number, 1 when absent.
@@ -79,6 +105,7 @@ pub async fn index(
         pages,
         total,
         undo,
+        notice: upload_notice(q.uploaded, q.skipped),
     })
     .into_response())
 }

@@ -40,7 +40,7 @@ pub fn router(state: AppState) -> Router {
     // The upload's size limit is its multipart parser's (`upload::multipart`), not
     // `DefaultBodyLimit`, which only extractors that read the body whole apply.
     let upload = Router::new()
-        .route("/upload", get(upload::form).post(upload::submit))
+        .route("/upload", get(upload::form).post(upload::answer))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             upload::reject_oversize,

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::{Stream, StreamExt};
 use multer::{Field, Multipart};
+use sha2::{Digest, Sha256};
 
 use crate::auth::{csrf, CurrentUser};
 use crate::domain::DisplayName;
@@ -144,12 +145,23 @@ impl<S: Stream + Unpin> Stream for OneChunkAtATime<S> {
 
 /// A file part written to the spool as it arrives (see `spool`): memory holds one
 /// buffer per upload, whatever the size of the file or the number of clients.
-async fn receive(spool: &Spool, field: &mut Field<'static>) -> Result<Spooled, ReadError> {
+/// Its SHA-256 is taken on the way, to find duplicates without reading it again.
+async fn receive(
+    spool: &Spool,
+    field: &mut Field<'static>,
+) -> Result<(Spooled, String), ReadError> {
     let mut file = spool.create().await.map_err(ReadError::Spool)?;
+    let mut digest = Sha256::new();
     while let Some(chunk) = field.chunk().await? {
+        digest.update(&chunk);
         file.write(&chunk).await.map_err(ReadError::Spool)?;
     }
-    file.finish().await.map_err(ReadError::Spool)
+    let hash = digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((file.finish().await.map_err(ReadError::Spool)?, hash))
 }
 
 /// The CSRF token and the files of an upload form.
@@ -171,7 +183,7 @@ async fn read_form(
             Some("csrf") => token = Some(field.text().await?),
             Some("files") => {
                 let raw_name = field.file_name().unwrap_or_default().to_string();
-                let file = receive(spool, &mut field).await?;
+                let (file, hash) = receive(spool, &mut field).await?;
                 // A file input with nothing chosen still sends an empty, nameless part.
                 if raw_name.is_empty() && file.is_empty() {
                     continue;
@@ -184,7 +196,7 @@ async fn read_form(
                         name.as_str()
                     ))));
                 }
-                uploads.push(Upload { name, file });
+                uploads.push(Upload { name, file, hash });
             }
             _ => {}
         }
@@ -192,11 +204,11 @@ async fn read_form(
     Ok((token, uploads))
 }
 
-pub async fn submit(
+async fn submit(
     State(state): State<AppState>,
     current: CurrentUser,
     request: Request,
-) -> AppResult<impl IntoResponse> {
+) -> AppResult<crate::images::Ingested> {
     let limit = state.config.limits.max_upload_bytes;
     let mut multipart = multipart(request, limit)?;
     let too_large = |e: multer::Error| match e {
@@ -245,8 +257,38 @@ pub async fn submit(
             "Choose at least one image to upload.".into(),
         ));
     }
-    let count = uploads.len();
-    crate::images::ingest(&state, &current.user, uploads).await?;
-    tracing::info!(user = %current.user.username, count, "uploaded images");
-    Ok(Redirect::to("/gallery"))
+    let done = crate::images::ingest(&state, &current.user, uploads).await?;
+    tracing::info!(
+        user = %current.user.username,
+        stored = done.stored.len(),
+        duplicates = done.duplicates.len(),
+        "uploaded images"
+    );
+    Ok(done)
+}
+
+/// The answer to an upload: the gallery, with what was skipped; or, to a script that
+/// sends one file at a time (`Accept: application/json`), what happened to it.
+pub async fn answer(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    request: Request,
+) -> Response {
+    let json = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    match (submit(State(state), current, request).await, json) {
+        (Ok(done), true) => axum::Json(done).into_response(),
+        (Ok(done), false) => {
+            let mut to = format!("/gallery?uploaded={}", done.stored.len());
+            if !done.duplicates.is_empty() {
+                to.push_str(&format!("&skipped={}", done.duplicates.len()));
+            }
+            Redirect::to(&to).into_response()
+        }
+        (Err(e), true) => e.into_json_response(),
+        (Err(e), false) => e.into_response(),
+    }
 }

@@ -28,18 +28,20 @@ pub struct Image {
     pub has_location: bool,
     /// ...and the stored original still does (its owner chose to keep locations).
     pub location_kept: bool,
+    /// SHA-256 (hex) of the file as uploaded; `None` for images from before it was kept.
+    pub content_hash: Option<String>,
 }
 
 /// The columns an upload writes.
 const INSERTED: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
                         thumb_content_type, byte_size, width, height, created_at, taken_at, \
                         camera, lens, focal_length, aperture, exposure, iso, has_location, \
-                        location_kept";
+                        location_kept, content_hash";
 const COLUMNS: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
                        thumb_content_type, byte_size, width, height, created_at, trashed_at, \
                        purge_token, taken_at, camera, lens, focal_length, aperture, exposure, \
                        iso, CASE WHEN has_location THEN 1 ELSE 0 END AS has_location, \
-                       CASE WHEN location_kept THEN 1 ELSE 0 END AS location_kept";
+                       CASE WHEN location_kept THEN 1 ELSE 0 END AS location_kept, content_hash";
 /// In the gallery, not in the trash.
 const LIVE: &str = "trashed_at IS NULL";
 
@@ -69,6 +71,7 @@ fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
         },
         has_location: row.try_get::<i64, _>("has_location")? != 0,
         location_kept: row.try_get::<i64, _>("location_kept")? != 0,
+        content_hash: row.try_get("content_hash")?,
     })
 }
 
@@ -78,7 +81,7 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
     for img in images {
         sqlx::query(&format!(
             "INSERT INTO images ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         ))
         .bind(&img.id)
         .bind(img.owner_id)
@@ -100,6 +103,7 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
         .bind(img.details.iso)
         .bind(img.has_location)
         .bind(img.location_kept)
+        .bind(&img.content_hash)
         .execute(&mut *tx)
         .await?;
     }
@@ -132,6 +136,40 @@ pub async fn page_for_owner(
         rows.iter().map(image_from).collect::<Result<_, _>>()?,
         total,
     ))
+}
+
+/// The owner's images (gallery or trash) whose uploaded bytes had one of these hashes.
+pub async fn with_hashes(
+    db: &Db,
+    owner_id: i64,
+    hashes: &[&str],
+) -> Result<Vec<Image>, sqlx::Error> {
+    let mut found = Vec::new();
+    // One small query per hash: uploads hold at most a hundred files.
+    for hash in hashes {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM images WHERE owner_id = $1 AND content_hash = $2 LIMIT 1"
+        ))
+        .bind(owner_id)
+        .bind(*hash)
+        .fetch_all(db.pool()?)
+        .await?;
+        for row in &rows {
+            found.push(image_from(row)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Bytes of originals the owner keeps, the trash included (what a quota counts).
+pub async fn usage(db: &Db, owner_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "SELECT CAST(COALESCE(SUM(byte_size), 0) AS BIGINT) AS n FROM images WHERE owner_id = $1",
+    )
+    .bind(owner_id)
+    .fetch_one(db.pool()?)
+    .await?
+    .try_get("n")
 }
 
 /// How many images the owner has in the gallery (not counting the trash).

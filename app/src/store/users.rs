@@ -13,6 +13,8 @@ pub struct User {
     pub session_epoch: i64,
     /// Keep the location in the originals they upload (see `media::location`).
     pub keep_location: bool,
+    /// Bytes of originals they may keep, the trash included; `None`: no limit.
+    pub quota_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,7 +37,7 @@ pub struct NewUser<'a> {
 /// on both backends.
 const ADMIN_FLAG: &str = "CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin, \
                           CASE WHEN keep_location THEN 1 ELSE 0 END AS keep_location";
-const USER_COLUMNS: &str = "id, username, full_name, session_epoch";
+const USER_COLUMNS: &str = "id, username, full_name, session_epoch, quota_bytes";
 
 fn flag(row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>("is_admin")? != 0)
@@ -49,6 +51,7 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
         is_admin: flag(row)?,
         session_epoch: row.try_get("session_epoch")?,
         keep_location: row.try_get::<i64, _>("keep_location")? != 0,
+        quota_bytes: row.try_get("quota_bytes")?,
     })
 }
 
@@ -233,6 +236,16 @@ pub async fn end_every_session(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
         .await?;
     tx.commit().await?;
     Ok(bumped.rows_affected() == 1)
+}
+
+/// A user's storage quota in bytes (`None`: no limit); false if the user is gone.
+pub async fn set_quota(db: &Db, id: i64, quota: Option<i64>) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE users SET quota_bytes = $2 WHERE id = $1")
+        .bind(id)
+        .bind(quota)
+        .execute(db.pool()?)
+        .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Whether the locations in this user's future uploads are kept; false if the user is gone.

@@ -411,9 +411,9 @@ async fn hostile_names_are_escaped_on_every_page(b: Backend) {
         login(&app.base, &m, "mallory", PASSWORD).await.status(),
         StatusCode::SEE_OTHER
     );
-    for file in [QUOTE_FILE, TAG_FILE] {
+    for (i, file) in [QUOTE_FILE, TAG_FILE].into_iter().enumerate() {
         assert_eq!(
-            app.upload(&m, &[(file, photo("rocket.jpg"))])
+            app.upload(&m, &[(file, distinct_png(i as u32))])
                 .await
                 .status(),
             StatusCode::SEE_OTHER,

@@ -124,8 +124,19 @@ async fn a_user_who_keeps_locations_gets_them_in_later_uploads(b: Backend) {
         .await
         .contains("Recorded, kept in the original"));
 
-    // Turned off again (an unticked box is absent from the form).
+    // Deleted for good (or the next upload of the same photo is a duplicate of it)...
     let token = app.csrf(&alice, "/account").await;
+    for action in ["delete", "purge"] {
+        let r = app
+            .post_form(
+                &alice,
+                &format!("/images/{id}/{action}"),
+                &[("csrf", &token)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{action}");
+    }
+    // ...and the setting turned off again (an unticked box is absent from the form).
     app.post_form(&alice, "/account/privacy", &[("csrf", &token)])
         .await;
     assert!(!app.page(&alice, "/account").await.contains("checked"));

@@ -15,9 +15,12 @@ async fn empty_gallery_links_to_upload(b: Backend) {
 async fn gallery_is_newest_first_lazy_and_paginated(b: Backend) {
     let app = TestApp::spawn_with(b, &["--page-size", "2"]).await;
     let alice = app.user("alice").await;
-    for name in ["first.jpg", "second.jpg", "third.jpg"] {
+    for (i, name) in ["first.jpg", "second.jpg", "third.jpg"]
+        .into_iter()
+        .enumerate()
+    {
         assert_eq!(
-            app.upload(&alice, &[(name, photo("rocket.jpg"))])
+            app.upload(&alice, &[(name, distinct_png(i as u32))])
                 .await
                 .status(),
             StatusCode::SEE_OTHER

@@ -386,7 +386,7 @@ async fn sigterm_reports_not_ready_keeps_serving_then_exits(b: Backend) {
         StatusCode::SEE_OTHER,
         "the upload in flight at SIGTERM succeeds"
     );
-    assert_eq!(location(&r), "/gallery");
+    assert_eq!(location(&r), "/gallery?uploaded=1");
     assert_eq!(data.count("SELECT COUNT(*) FROM images").await, 1);
 
     let status = loop {

@@ -53,7 +53,7 @@ async fn several_images_in_one_submit_land_in_the_users_folder(b: Backend) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&r), "/gallery");
+    assert_eq!(location(&r), "/gallery?uploaded=4");
 
     let keys = app.data.objects().await;
     assert_eq!(keys.len(), 8, "{keys:?}");
@@ -329,6 +329,192 @@ fn tokio_stream_of<T: Send + 'static>(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// One file by itself, as the page's script sends it: JSON back.
+async fn upload_one_json(
+    app: &TestApp,
+    client: &reqwest::Client,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
+    let token = app.csrf(client, "/upload").await;
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str("application/octet-stream")
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", token)
+        .part("files", part);
+    let r = client
+        .post(app.url("/upload"))
+        .header("accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+async fn duplicates_are_reported_and_skipped(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let r = app
+        .upload(
+            &alice,
+            &[
+                ("first.png", distinct_png(1)),
+                ("again.png", distinct_png(1)),
+                ("second.png", distinct_png(2)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/gallery?uploaded=2&skipped=1");
+    let page = app.page(&alice, &location(&r)).await;
+    assert!(
+        page.contains("2 images uploaded. 1 file was skipped: you have it already."),
+        "{page}"
+    );
+    assert_eq!(app.gallery_ids(&alice, "/gallery").await.len(), 2);
+    assert_eq!(app.data.objects().await.len(), 4);
+
+    // The same bytes under another name, one by one: reported with what it repeats.
+    let (status, body) = upload_one_json(&app, &alice, "copy.png", distinct_png(2)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["stored"], serde_json::json!([]));
+    assert_eq!(body["duplicates"][0]["name"], "copy.png");
+    assert_eq!(body["duplicates"][0]["of"], "second.png");
+    assert_eq!(body["duplicates"][0]["in_trash"], false);
+    // A duplicate of an image in the trash says so.
+    for id in app.gallery_ids(&alice, "/gallery").await {
+        let token = app.csrf(&alice, "/gallery").await;
+        app.post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
+            .await;
+    }
+    let (_, body) = upload_one_json(&app, &alice, "back.png", distinct_png(2)).await;
+    assert_eq!(body["duplicates"][0]["in_trash"], true, "{body}");
+    // Someone else's copy is not a duplicate of theirs.
+    let bob = app.user("bob").await;
+    let (status, body) = upload_one_json(&app, &bob, "mine.png", distinct_png(1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["stored"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(app.data.objects().await.len(), 6);
+}
+
+async fn one_file_at_a_time_answers_in_json_with_the_reason(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let (status, body) = upload_one_json(&app, &alice, "ok.jpg", photo("rocket.jpg")).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = body["stored"][0].as_str().unwrap().to_string();
+    assert_eq!(app.gallery_ids(&alice, "/gallery").await, vec![id]);
+    let (status, body) = upload_one_json(&app, &alice, "notes.txt", b"hello".to_vec()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("notes.txt: not a supported image type"),
+        "{body}"
+    );
+    // An expired session: 401 in JSON, not a redirect a script can't follow.
+    let stranger = app.client();
+    let form = reqwest::multipart::Form::new().text("csrf", "x");
+    let r = stranger
+        .post(app.url("/upload"))
+        .header("accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the extractor redirects first"
+    );
+}
+
+async fn a_quota_refuses_what_does_not_fit_and_says_what_is_left(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let admin = app.admin().await;
+    let alice_id = app
+        .data
+        .query_strings("SELECT CAST(id AS TEXT) FROM users WHERE username = 'alice'")
+        .await
+        .remove(0);
+    let edit = format!("/admin/users/{alice_id}");
+    let token = app.csrf(&admin, &format!("{edit}/edit")).await;
+    // A quota that is not a number is refused, naming the field.
+    let r = app
+        .post_form(
+            &admin,
+            &edit,
+            &[
+                ("csrf", &token),
+                ("full_name", "Alice"),
+                ("quota_mb", "lots"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("Storage quota"));
+    let r = app
+        .post_form(
+            &admin,
+            &edit,
+            &[("csrf", &token), ("full_name", "Alice"), ("quota_mb", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app
+        .page(&admin, &format!("{edit}/edit"))
+        .await
+        .contains("value=\"1\""));
+
+    // 1 MB: the 1.8 MB photo does not fit, a small one does; the trash counts.
+    let r = app
+        .upload(&alice, &[("big.jpg", photo("large-12mp-exif-rot6.jpg"))])
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("This upload needs 1.7 MB, and 1.0 MB is left of your 1.0 MB of storage"),
+        "{text}"
+    );
+    assert_eq!(app.data.objects().await.len(), 0);
+    let r = app
+        .upload(&alice, &[("small.jpg", photo("rocket.jpg"))])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app
+        .page(&alice, "/account")
+        .await
+        .contains("110 KB of 1.0 MB"));
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let token = app.csrf(&alice, "/gallery").await;
+    app.post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
+        .await;
+    assert!(
+        app.page(&alice, "/account")
+            .await
+            .contains("110 KB of 1.0 MB"),
+        "the trash counts"
+    );
+    // No limit again.
+    let token = app.csrf(&admin, &format!("{edit}/edit")).await;
+    app.post_form(
+        &admin,
+        &edit,
+        &[("csrf", &token), ("full_name", "Alice"), ("quota_mb", "")],
+    )
+    .await;
+    let r = app
+        .upload(&alice, &[("big.jpg", photo("large-12mp-exif-rot6.jpg"))])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
 both_backends!(
     an_upload_cut_off_midway_leaves_nothing_behind,
     upload_page_offers_a_multiple_file_picker,
@@ -340,4 +526,7 @@ both_backends!(
     hostile_filenames_are_refused,
     one_bad_file_rejects_the_whole_upload,
     thumbnails_are_upright_small_and_carry_no_exif,
+    duplicates_are_reported_and_skipped,
+    one_file_at_a_time_answers_in_json_with_the_reason,
+    a_quota_refuses_what_does_not_fit_and_says_what_is_left,
 );

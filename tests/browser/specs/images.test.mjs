@@ -33,7 +33,7 @@ async function allImagesLoaded(page, selector) {
   return count;
 }
 
-describe('images: empty gallery, upload, grid, image page, delete', () => {
+describe('images: empty gallery, upload, grid, image page, trash', () => {
   let browser;
   let page;
   const username = 'dave';
@@ -135,16 +135,30 @@ describe('images: empty gallery, upload, grid, image page, delete', () => {
     assertNoProblems(page);
   });
 
-  test('deleting the image removes it from the gallery and its page', async () => {
+  test('deleting moves the image to the trash, undo brings it back, the trash deletes it for good', async () => {
     assert.equal(pathOf(page), `/images/${rocketId}`);
-    // The app deletes on the button, without a confirmation step; accept one if it ever asks.
-    page.once('dialog', (d) => d.accept());
-    await submit(page, page.getByRole('button', { name: 'Delete this image' }));
-
+    await submit(page, page.getByRole('button', { name: 'Move to trash' }));
+    // Gone from the gallery at once, with an undo on the next page.
     assert.equal(pathOf(page), '/gallery');
     assert.equal(await page.locator('h1').innerText(), `My images ${FILES.length - 1}`);
     assert.equal(await page.locator('ul.grid a[title="rocket.jpg"]').count(), 0);
-    assert.equal(await page.locator('ul.grid img').count(), FILES.length - 1);
+    await page.getByRole('status').filter({ hasText: 'moved to the trash' }).waitFor();
+    await screenshot(page, 'gallery-undo');
+    await submit(page, page.getByRole('button', { name: 'Undo' }));
+    assert.equal(pathOf(page), '/gallery');
+    assert.equal(await page.locator('ul.grid a[title="rocket.jpg"]').count(), 1);
+
+    // Again, then from the trash: deleted for good.
+    await page.goto(`/images/${rocketId}`);
+    await submit(page, page.getByRole('button', { name: 'Move to trash' }));
+    await page.getByRole('link', { name: 'Trash', exact: true }).click();
+    await page.waitForURL('**/trash');
+    assert.equal(await page.locator('ul.grid img[alt="rocket.jpg"]').count(), 1);
+    assert.match(await page.locator('ul.grid .left').first().innerText(), /Deleted for good in 30 days/);
+    await screenshot(page, 'trash');
+    await submit(page, page.getByRole('button', { name: 'Delete rocket.jpg for good' }));
+    assert.equal(pathOf(page), '/trash');
+    await page.getByText('The trash is empty.').waitFor();
 
     // The bytes are gone on the server (asked past the browser's cache, which keeps image
     // bytes for a year: they are served `private, max-age=31536000, immutable`).
