@@ -29,7 +29,7 @@ use tower_sessions::session::Record;
 use crate::db::Db;
 use crate::state::AppState;
 use crate::store::changes::{self, Change};
-use crate::store::images::{self, Image};
+use crate::store::images::{self, Image, Order};
 use crate::store::users::User;
 
 /// How stale a cached read may be, at most.
@@ -94,9 +94,9 @@ struct Entries {
 
 #[derive(Default)]
 struct Library {
-    pages: HashMap<(i64, i64), ImagePage>,
+    pages: HashMap<(Order, i64, i64), ImagePage>,
     images: HashMap<String, Arc<Image>>,
-    neighbours: HashMap<String, Neighbours>,
+    neighbours: HashMap<(Order, String), Neighbours>,
 }
 
 impl Library {
@@ -199,7 +199,7 @@ impl Cache {
         }
     }
 
-    pub fn page(&self, owner: i64, limit: i64, offset: i64) -> Option<ImagePage> {
+    pub fn page(&self, owner: i64, order: Order, limit: i64, offset: i64) -> Option<ImagePage> {
         if !self.usable() {
             return None;
         }
@@ -207,13 +207,21 @@ impl Cache {
         e.libraries
             .get(&owner)?
             .pages
-            .get(&(limit, offset))
+            .get(&(order, limit, offset))
             .cloned()
     }
 
-    pub fn put_page(&self, ticket: Ticket, owner: i64, limit: i64, offset: i64, page: ImagePage) {
+    pub fn put_page(
+        &self,
+        ticket: Ticket,
+        owner: i64,
+        order: Order,
+        limit: i64,
+        offset: i64,
+        page: ImagePage,
+    ) {
         self.fill(ticket, owner, |l| {
-            l.pages.insert((limit, offset), page);
+            l.pages.insert((order, limit, offset), page);
         });
     }
 
@@ -233,17 +241,28 @@ impl Cache {
         });
     }
 
-    pub fn neighbours(&self, owner: i64, id: &str) -> Option<Neighbours> {
+    pub fn neighbours(&self, owner: i64, order: Order, id: &str) -> Option<Neighbours> {
         if !self.usable() {
             return None;
         }
         let e = self.lock();
-        e.libraries.get(&owner)?.neighbours.get(id).cloned()
+        e.libraries
+            .get(&owner)?
+            .neighbours
+            .get(&(order, id.to_string()))
+            .cloned()
     }
 
-    pub fn put_neighbours(&self, ticket: Ticket, owner: i64, id: &str, n: Neighbours) {
+    pub fn put_neighbours(
+        &self,
+        ticket: Ticket,
+        owner: i64,
+        order: Order,
+        id: &str,
+        n: Neighbours,
+    ) {
         self.fill(ticket, owner, |l| {
-            l.neighbours.insert(id.to_string(), n);
+            l.neighbours.insert((order, id.to_string()), n);
         });
     }
 
@@ -359,20 +378,21 @@ impl Cache {
         &self,
         db: &Db,
         owner: i64,
+        order: Order,
         limit: i64,
         offset: i64,
     ) -> Result<ImagePage, sqlx::Error> {
-        if let Some(page) = self.page(owner, limit, offset) {
+        if let Some(page) = self.page(owner, order, limit, offset) {
             return Ok(page);
         }
         let ticket = self.ticket();
-        let (images, total) = images::page_for_owner(db, owner, limit, offset).await?;
+        let (images, total) = images::page_for_owner(db, owner, order, limit, offset).await?;
         let page = Arc::new(CachedPage {
             images,
             total,
             grid: std::sync::OnceLock::new(),
         });
-        self.put_page(ticket, owner, limit, offset, page.clone());
+        self.put_page(ticket, owner, order, limit, offset, page.clone());
         Ok(page)
     }
 
@@ -399,13 +419,14 @@ impl Cache {
         &self,
         db: &Db,
         image: &Image,
+        order: Order,
     ) -> Result<Neighbours, sqlx::Error> {
-        if let Some(n) = self.neighbours(image.owner_id, &image.id) {
+        if let Some(n) = self.neighbours(image.owner_id, order, &image.id) {
             return Ok(n);
         }
         let ticket = self.ticket();
-        let n = images::neighbours(db, image).await?;
-        self.put_neighbours(ticket, image.owner_id, &image.id, n.clone());
+        let n = images::neighbours(db, image, order).await?;
+        self.put_neighbours(ticket, image.owner_id, order, &image.id, n.clone());
         Ok(n)
     }
 }
@@ -524,13 +545,13 @@ mod tests {
         let cache = Cache::default();
         poll(&cache, &[]);
         let t = cache.ticket();
-        cache.put_page(t, 1, 60, 0, empty_page());
-        cache.put_page(t, 2, 60, 0, empty_page());
+        cache.put_page(t, 1, Order::Taken, 60, 0, empty_page());
+        cache.put_page(t, 2, Order::Taken, 60, 0, empty_page());
         cache.put_user(t, &user(1));
         poll(&cache, &[change(7, "images", Some(1))]);
         reading(async {
-            assert!(cache.page(1, 60, 0).is_none());
-            assert!(cache.page(2, 60, 0).is_some());
+            assert!(cache.page(1, Order::Taken, 60, 0).is_none());
+            assert!(cache.page(2, Order::Taken, 60, 0).is_some());
             assert!(cache.user(1).is_some());
         })
         .await;

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::store::images::Image;
+use crate::store::images::{Image, Order};
 use crate::store::users::{User, UserSummary};
 
 /// Render a template, with a status (200 unless given).
@@ -199,12 +199,25 @@ pub struct GalleryPage<'a> {
     pub undo: Option<ImageView>,
     /// What the last upload did.
     pub notice: Option<String>,
+    /// Sorted by upload time (else by date taken).
+    pub by_upload: bool,
+    /// The query that keeps this order in links ("" or "sort=uploaded").
+    pub keep: &'static str,
 }
 
-/// One page's grid of thumbnails: rendered once per cached page of images, not per view.
+/// One page's grid of thumbnails, in groups by month: rendered once per cached page of
+/// images, not per view.
 #[derive(Template)]
 #[template(path = "grid.html")]
 struct Grid<'a> {
+    months: Vec<Month<'a>>,
+    /// The query that keeps the order in the image links ("" or "sort=uploaded").
+    keep: &'static str,
+}
+
+struct Month<'a> {
+    /// "July 2024"
+    title: String,
     items: Vec<GridItem<'a>>,
 }
 
@@ -215,24 +228,43 @@ struct GridItem<'a> {
     thumb_height: u32,
 }
 
-/// The grid of `images` as HTML (empty for none).
-pub fn grid_html(images: &[Image]) -> askama::Result<String> {
+/// "July 2024" for a time in ms since the epoch.
+fn month_of(millis: i64) -> String {
+    let format = time::macros::format_description!("[month repr:long] [year]");
+    time::OffsetDateTime::from_unix_timestamp(millis / 1000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// The grid of `images` (in `order`) as HTML, a heading per month (empty for none).
+pub fn grid_html(images: &[Image], order: Order) -> askama::Result<String> {
     if images.is_empty() {
         return Ok(String::new());
     }
-    let items = images
-        .iter()
-        .map(|img| {
-            let (thumb_width, thumb_height) = thumb_size(img.width, img.height);
-            GridItem {
-                id: &img.id,
-                name: &img.original_name,
-                thumb_width,
-                thumb_height,
-            }
-        })
-        .collect();
-    Grid { items }.render()
+    let mut months: Vec<Month> = Vec::new();
+    for img in images {
+        let title = month_of(order.of(img));
+        let (thumb_width, thumb_height) = thumb_size(img.width, img.height);
+        let item = GridItem {
+            id: &img.id,
+            name: &img.original_name,
+            thumb_width,
+            thumb_height,
+        };
+        match months.last_mut() {
+            Some(m) if m.title == title => m.items.push(item),
+            _ => months.push(Month {
+                title,
+                items: vec![item],
+            }),
+        }
+    }
+    Grid {
+        months,
+        keep: crate::routes::order_param(order),
+    }
+    .render()
 }
 
 #[derive(Template)]
@@ -243,6 +275,8 @@ pub struct ImagePage {
     pub image: ImageView,
     pub newer: Option<String>,
     pub older: Option<String>,
+    /// The query that keeps the gallery's order in the previous/next links.
+    pub keep: &'static str,
     /// In the trash: when it goes for good ("in 30 days"), or `None` in the gallery.
     pub trashed: Option<String>,
     /// The purge has claimed it; it can't be restored.
@@ -284,6 +318,7 @@ pub struct UploadPage {
     pub nav: Option<Nav>,
     pub csrf: String,
     pub max_upload: String,
+    pub max_upload_bytes: usize,
     pub max_megapixels: u64,
 }
 

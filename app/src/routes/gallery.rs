@@ -11,6 +11,7 @@ use crate::db::now_millis;
 use crate::domain::safe_next;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::store::images::Order;
 use crate::templates::{grid_html, GalleryPage, ImagePage, ImageView, Nav, Page};
 
 #[derive(Deserialize)]
@@ -21,6 +22,32 @@ pub struct PageQuery {
     /// After an upload: how many images were stored, and how many skipped as duplicates.
     uploaded: Option<u64>,
     skipped: Option<u64>,
+    /// `taken` (the default) or `uploaded`.
+    sort: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct SortQuery {
+    sort: Option<String>,
+}
+
+/// `?sort=`: `taken` (by date taken, the default) or `uploaded`.
+pub fn order_of(raw: Option<&str>) -> AppResult<Order> {
+    match raw {
+        None | Some("") | Some("taken") => Ok(Order::Taken),
+        Some("uploaded") => Ok(Order::Uploaded),
+        Some(other) => Err(AppError::BadRequest(format!(
+            "`{other}` is not a way to sort: use `taken` or `uploaded`."
+        ))),
+    }
+}
+
+/// The query a link keeps to stay in the same order ("" for the default).
+pub fn order_param(order: Order) -> &'static str {
+    match order {
+        Order::Taken => "",
+        Order::Uploaded => "sort=uploaded",
+    }
 }
 
 /// "3 images uploaded. 2 were skipped: you have them already."
@@ -64,12 +91,14 @@ pub async fn index(
     Query(q): Query<PageQuery>,
 ) -> AppResult<axum::response::Response> {
     let page = page_number(q.page.as_deref())?;
+    let order = order_of(q.sort.as_deref())?;
     let size = i64::from(state.config.page_size);
     let found = state
         .cache
         .image_page(
             &state.db,
             current.user.id,
+            order,
             size,
             (page - 1).saturating_mul(size),
         )
@@ -78,7 +107,11 @@ pub async fn index(
     let pages = ((total + size - 1) / size).max(1);
     if list.is_empty() && total > 0 {
         // Past the last page (say, after deleting its last image): show the last one.
-        return Ok(Redirect::to(&format!("/gallery?page={pages}")).into_response());
+        let mut to = format!("/gallery?page={pages}");
+        if order == Order::Uploaded {
+            to.push_str("&sort=uploaded");
+        }
+        return Ok(Redirect::to(&to).into_response());
     }
     let undo = match q.trashed.as_deref() {
         Some(id) => state
@@ -97,7 +130,7 @@ pub async fn index(
         grid: match found.grid.get() {
             Some(grid) => grid,
             None => {
-                let html = grid_html(list).map_err(|e| AppError::Internal(e.into()))?;
+                let html = grid_html(list, order).map_err(|e| AppError::Internal(e.into()))?;
                 found.grid.get_or_init(|| html)
             }
         },
@@ -106,6 +139,8 @@ pub async fn index(
         total,
         undo,
         notice: upload_notice(q.uploaded, q.skipped),
+        by_upload: order == Order::Uploaded,
+        keep: order_param(order),
     })
     .into_response())
 }
@@ -114,7 +149,9 @@ pub async fn show(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,
+    Query(q): Query<SortQuery>,
 ) -> AppResult<impl IntoResponse> {
+    let order = order_of(q.sort.as_deref())?;
     // Another user's id is indistinguishable from a missing one.
     let img = state
         .cache
@@ -122,7 +159,7 @@ pub async fn show(
         .await?
         .ok_or(AppError::NotFound)?;
     let (newer, older) = match img.trashed_at {
-        None => state.cache.image_neighbours(&state.db, &img).await?,
+        None => state.cache.image_neighbours(&state.db, &img, order).await?,
         Some(_) => (None, None),
     };
     let token = csrf::token(&current.session).await?;
@@ -132,6 +169,7 @@ pub async fn show(
         image: ImageView::from(img.as_ref()),
         newer,
         older,
+        keep: order_param(order),
         trashed: img
             .trashed_at
             .map(|at| crate::trash::time_left(at, state.config.trash_retention, now_millis())),

@@ -22,6 +22,8 @@ use crate::security;
 use crate::state::AppState;
 use crate::store::sessions::DbSessionStore;
 
+pub use gallery::order_param;
+
 /// Bodies of ordinary forms are small; only the upload route takes more.
 const FORM_BODY_LIMIT: usize = 64 * 1024;
 

@@ -80,6 +80,7 @@ pub async fn form(
         nav: Some(Nav::new(&current.user, token.clone())),
         csrf: token,
         max_upload: human_size(state.config.limits.max_upload_bytes as i64),
+        max_upload_bytes: state.config.limits.max_upload_bytes,
         max_megapixels: state.config.limits.max_pixels / 1_000_000,
     }))
 }

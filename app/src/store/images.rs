@@ -45,6 +45,33 @@ const COLUMNS: &str = "id, owner_id, storage_key, thumb_key, original_name, cont
 /// In the gallery, not in the trash.
 const LIVE: &str = "trashed_at IS NULL";
 
+/// The order of the gallery: by when photos were taken (the upload time for those
+/// without a date), or by when they were uploaded. Newest first either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Order {
+    #[default]
+    Taken,
+    Uploaded,
+}
+
+impl Order {
+    /// The value the gallery orders by.
+    pub fn key(self) -> &'static str {
+        match self {
+            Order::Taken => "COALESCE(taken_at, created_at)",
+            Order::Uploaded => "created_at",
+        }
+    }
+
+    /// That value for an image.
+    pub fn of(self, img: &Image) -> i64 {
+        match self {
+            Order::Taken => img.details.taken_at.unwrap_or(img.created_at),
+            Order::Uploaded => img.created_at,
+        }
+    }
+}
+
 fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
     Ok(Image {
         id: row.try_get("id")?,
@@ -115,12 +142,14 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
 pub async fn page_for_owner(
     db: &Db,
     owner_id: i64,
+    order: Order,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Image>, i64), sqlx::Error> {
+    let key = order.key();
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM images WHERE owner_id = $1 \
-         AND {LIVE} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+         AND {LIVE} ORDER BY {key} DESC, id DESC LIMIT $2 OFFSET $3"
     ))
     .bind(owner_id)
     .bind(limit)
@@ -195,29 +224,32 @@ pub async fn owned(db: &Db, id: &str, owner_id: i64) -> Result<Option<Image>, sq
     row.as_ref().map(image_from).transpose()
 }
 
-/// Ids of the images shown before (newer) and after (older) this one in the gallery
-/// (the trash is not browsed this way).
+/// Ids of the images shown before (newer) and after (older) this one in the gallery in
+/// `order` (the trash is not browsed this way).
 pub async fn neighbours(
     db: &Db,
     img: &Image,
+    order: Order,
 ) -> Result<(Option<String>, Option<String>), sqlx::Error> {
+    let key = order.key();
+    let at = order.of(img);
     let newer = sqlx::query(&format!(
         "SELECT id FROM images WHERE owner_id = $1 AND {LIVE} \
-         AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
-         ORDER BY created_at ASC, id ASC LIMIT 1"
+         AND ({key} > $2 OR ({key} = $2 AND id > $3)) \
+         ORDER BY {key} ASC, id ASC LIMIT 1"
     ))
     .bind(img.owner_id)
-    .bind(img.created_at)
+    .bind(at)
     .bind(&img.id)
     .fetch_optional(db.pool()?)
     .await?;
     let older = sqlx::query(&format!(
         "SELECT id FROM images WHERE owner_id = $1 AND {LIVE} \
-         AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT 1"
+         AND ({key} < $2 OR ({key} = $2 AND id < $3)) \
+         ORDER BY {key} DESC, id DESC LIMIT 1"
     ))
     .bind(img.owner_id)
-    .bind(img.created_at)
+    .bind(at)
     .bind(&img.id)
     .fetch_optional(db.pool()?)
     .await?;

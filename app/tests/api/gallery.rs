@@ -222,6 +222,62 @@ async fn images_are_delivered_typed_cached_and_not_sniffable(b: Backend) {
     }
 }
 
+async fn the_gallery_is_by_date_taken_in_months_or_by_upload_time(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    // Uploaded first, with no date: its upload time (now) is its date.
+    app.upload(&alice, &[("screenshot.png", distinct_png(1))])
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Uploaded last, taken in July 2024.
+    app.upload(&alice, &[("paris.jpg", photo("exif-gps.jpg"))])
+        .await;
+    let by_upload = app.gallery_ids(&alice, "/gallery?sort=uploaded").await;
+    let by_taken = app.gallery_ids(&alice, "/gallery").await;
+    assert_eq!(by_taken.len(), 2);
+    assert_eq!(
+        by_upload,
+        by_taken.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let (screenshot, paris) = (&by_taken[0], &by_taken[1]);
+
+    let html = app.page(&alice, "/gallery").await;
+    let july = html
+        .find("<h2>July 2024</h2>")
+        .expect("a heading for July 2024");
+    let this_month = html.find("<h2>").unwrap();
+    assert!(this_month < july, "the newer month first");
+    assert!(html.find("paris.jpg").unwrap() > july);
+    assert!(
+        html.contains("href=\"/gallery?sort=uploaded\""),
+        "the other order is offered"
+    );
+    // Sorted by upload, links keep that order, and the image page's neighbours follow it.
+    let html = app.page(&alice, "/gallery?sort=uploaded").await;
+    assert!(
+        html.contains(&format!("href=\"/images/{paris}?sort=uploaded\"")),
+        "{html}"
+    );
+    let page = app
+        .page(&alice, &format!("/images/{paris}?sort=uploaded"))
+        .await;
+    assert!(
+        page.contains(&format!(
+            "href=\"/images/{screenshot}?sort=uploaded\" rel=\"next\""
+        )),
+        "{page}"
+    );
+    let page = app.page(&alice, &format!("/images/{paris}")).await;
+    assert!(
+        page.contains(&format!("href=\"/images/{screenshot}\" rel=\"prev\"")),
+        "{page}"
+    );
+    // A made-up order is a clear 400.
+    let r = app.get(&alice, "/gallery?sort=colour").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("is not a way to sort"));
+}
+
 both_backends!(
     empty_gallery_links_to_upload,
     gallery_is_newest_first_lazy_and_paginated,
@@ -229,4 +285,5 @@ both_backends!(
     deleting_an_image_and_then_for_good_removes_its_row_and_objects,
     another_users_image_is_404_everywhere,
     images_are_delivered_typed_cached_and_not_sniffable,
+    the_gallery_is_by_date_taken_in_months_or_by_upload_time,
 );
