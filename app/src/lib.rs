@@ -2,6 +2,7 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod accounts;
+pub mod archive;
 pub mod auth;
 pub mod aws;
 pub mod aws_secrets;

@@ -195,8 +195,9 @@ pub struct GalleryPage<'a> {
     pub page: i64,
     pub pages: i64,
     pub total: i64,
-    /// The image just moved to the trash, with an "Undo" for it.
-    pub undo: Option<ImageView>,
+    /// The images just moved to the trash, with an "Undo" for them.
+    pub undo: Vec<ImageView>,
+    pub csrf: String,
     /// What the last upload did.
     pub notice: Option<String>,
     /// Sorted by upload time (else by date taken).

@@ -113,20 +113,32 @@ pub async fn index(
         }
         return Ok(Redirect::to(&to).into_response());
     }
-    let undo = match q.trashed.as_deref() {
-        Some(id) => state
+    let token = csrf::token(&current.session).await?;
+    // The images just moved to the trash (one, or a selection), to offer an undo: only
+    // the user's own, and only while they are still in the trash.
+    let mut undo = Vec::new();
+    for id in q
+        .trashed
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .take(1000)
+    {
+        if id.is_empty() {
+            continue;
+        }
+        if let Some(img) = state
             .cache
             .owned_image(&state.db, id, current.user.id)
             .await?
             .filter(|img| img.trashed_at.is_some() && !img.purging)
-            .map(|img| ImageView::from(&img)),
-        None => None,
-    };
+        {
+            undo.push(ImageView::from(&img));
+        }
+    }
     Ok(Page::ok(GalleryPage {
-        nav: Some(Nav::new(
-            &current.user,
-            csrf::token(&current.session).await?,
-        )),
+        csrf: token.clone(),
+        nav: Some(Nav::new(&current.user, token)),
         grid: match found.grid.get() {
             Some(grid) => grid,
             None => {

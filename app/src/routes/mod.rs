@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod assets;
 mod auth;
+mod bulk;
 mod gallery;
 mod health;
 mod home;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/account/sessions/end-all", post(account::end_all_sessions))
         .route("/gallery", get(gallery::index))
         .route("/images/{id}", get(gallery::show))
+        .route("/images/bulk", post(bulk::act))
         .route("/images/{id}/delete", post(gallery::delete))
         .route("/images/{id}/restore", post(gallery::restore))
         .route("/images/{id}/purge", post(gallery::purge))

@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 
-use super::{Delivery, ObjectKey, Storage, StorageError};
+use super::{Delivery, ObjectKey, Reader, Storage, StorageError};
 
 /// Files up to this size are read whole in one blocking call.
 const SMALL_FILE: u64 = 1 << 20;
@@ -213,6 +213,19 @@ impl Storage for DiskStorage {
                 )),
                 len,
             }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(key.as_str().to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read(&self, key: &ObjectKey) -> Result<Reader, StorageError> {
+        match tokio::fs::File::open(self.path(key)).await {
+            Ok(file) => Ok(Box::new(tokio::io::BufReader::with_capacity(
+                64 << 10,
+                file,
+            ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(StorageError::NotFound(key.as_str().to_string()))
             }

@@ -66,6 +66,9 @@ pub enum StorageError {
     Other(String),
 }
 
+/// An object being read.
+pub type Reader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
 /// How the bytes of an object reach the browser.
 pub enum Delivery {
     /// Stream these bytes from this server.
@@ -111,6 +114,9 @@ pub trait Storage: Send + Sync {
         let _ = disposition;
         self.deliver(key, content_type).await
     }
+
+    /// The object's bytes as they are read (for a ZIP of several images).
+    async fn read(&self, key: &ObjectKey) -> Result<Reader, StorageError>;
 
     /// Is the storage reachable and writable? Used by readiness.
     async fn check(&self) -> Result<(), StorageError>;

@@ -9,7 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 
-use super::{Delivery, ObjectKey, Storage, StorageError};
+use super::{Delivery, ObjectKey, Reader, Storage, StorageError};
 use crate::config::S3Options;
 
 /// Presigned URLs are signed for a fixed window so that the same image gets the same URL
@@ -243,6 +243,23 @@ impl Storage for S3Storage {
             url,
             max_age: Duration::ZERO,
         })
+    }
+
+    async fn read(&self, key: &ObjectKey) -> Result<Reader, StorageError> {
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await;
+        match got {
+            Ok(out) => Ok(Box::new(out.body.into_async_read())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(StorageError::NotFound(key.as_str().to_string()))
+            }
+            Err(e) => Err(describe(e)),
+        }
     }
 
     async fn check(&self) -> Result<(), StorageError> {

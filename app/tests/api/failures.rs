@@ -112,6 +112,9 @@ impl Storage for FaultyStorage {
             .deliver_attachment(key, content_type, disposition)
             .await
     }
+    async fn read(&self, key: &ObjectKey) -> Result<gallery::storage::Reader, StorageError> {
+        self.inner.read(key).await
+    }
     async fn check(&self) -> Result<(), StorageError> {
         self.inner.check().await
     }

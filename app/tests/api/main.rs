@@ -11,6 +11,7 @@ mod abuse;
 mod account;
 mod admin;
 mod auth;
+mod bulk;
 mod database;
 mod details;
 mod failures;

@@ -1,0 +1,131 @@
+//! `POST /images/bulk`: several images at once (a selection of the grid or the trash):
+//! move to the trash, restore, or download as one ZIP. Every id must be one of the user's
+//! images, or nothing is done (404).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::auth::{csrf, CurrentUser};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::images;
+
+/// The most images one request acts on (a page of the grid is at most 500).
+const MAX_SELECTED: usize = 1000;
+
+struct BulkForm {
+    csrf: String,
+    action: String,
+    ids: Vec<String>,
+    back: Option<String>,
+}
+
+/// The form, by hand: it repeats `ids`, which serde's form decoding can't gather.
+fn parse(body: &[u8]) -> AppResult<BulkForm> {
+    let mut form = BulkForm {
+        csrf: String::new(),
+        action: String::new(),
+        ids: Vec::new(),
+        back: None,
+    };
+    for (k, v) in url::form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "csrf" => form.csrf = v.into_owned(),
+            "action" => form.action = v.into_owned(),
+            "ids" if !v.is_empty() => form.ids.push(v.into_owned()),
+            "back" => form.back = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    form.ids.sort();
+    form.ids.dedup();
+    Ok(form)
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    body: Bytes,
+) -> AppResult<Response> {
+    let form = parse(&body)?;
+    csrf::verify(&current.session, &form.csrf).await?;
+    if form.ids.is_empty() {
+        return Err(AppError::BadRequest(
+            "Select at least one image first.".into(),
+        ));
+    }
+    if form.ids.len() > MAX_SELECTED {
+        return Err(AppError::BadRequest(format!(
+            "At most {MAX_SELECTED} images at once."
+        )));
+    }
+    // Owner checks first, for all of them: another user's id (or a made-up one) anywhere
+    // in the selection means nothing is done.
+    let mut selected = Vec::with_capacity(form.ids.len());
+    for id in &form.ids {
+        let img = images::owned(&state.db, id, current.user.id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        selected.push(std::sync::Arc::new(img));
+    }
+    match form.action.as_str() {
+        "trash" => {
+            for img in &selected {
+                crate::trash::trash(&state, &current.user, &img.id).await?;
+            }
+            let ids: Vec<&str> = selected.iter().map(|i| i.id.as_str()).collect();
+            Ok(Redirect::to(&format!("/gallery?trashed={}", ids.join(","))).into_response())
+        }
+        "restore" => {
+            for img in &selected {
+                crate::trash::restore(&state, &current.user, &img.id).await?;
+            }
+            let back = form
+                .back
+                .as_deref()
+                .filter(|b| !b.is_empty())
+                .map(|b| crate::domain::safe_next(Some(b)))
+                .unwrap_or_else(|| "/gallery".to_string());
+            Ok(Redirect::to(&back).into_response())
+        }
+        "zip" => {
+            let name = format!(
+                "attachment; filename=\"gallery-{}-{}-images.zip\"",
+                time::OffsetDateTime::now_utc().date(),
+                selected.len()
+            );
+            let disposition =
+                HeaderValue::from_str(&name).map_err(|e| AppError::Internal(e.into()))?;
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/zip"),
+                    ),
+                    (header::CONTENT_DISPOSITION, disposition),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                crate::archive::zip_of(state.clone(), selected),
+            )
+                .into_response())
+        }
+        other => Err(AppError::BadRequest(format!(
+            "`{other}` is not something to do with a selection: trash, restore or zip."
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_ids_are_gathered_once() {
+        let f = parse(b"csrf=t&action=zip&ids=b&ids=a&ids=b&ids=&back=%2Ftrash").unwrap();
+        assert_eq!(f.ids, vec!["a", "b"]);
+        assert_eq!((f.csrf.as_str(), f.action.as_str()), ("t", "zip"));
+        assert_eq!(f.back.as_deref(), Some("/trash"));
+    }
+}
