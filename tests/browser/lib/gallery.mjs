@@ -50,12 +50,13 @@ export async function launch() {
 }
 
 /**
- * A new browser context (its own cookies: one per person) and a page in it. The page
+ * A new browser context (its own cookies: one per person; `options` as Playwright's
+ * newContext takes them: colorScheme, hasTouch...) and a page in it. The page
  * records what the browser complained about (script errors, CSP violations) in
  * `page.problems`; `assertNoProblems(page)` checks it.
  */
-export async function openPage(browser) {
-  const context = await browser.newContext({ baseURL: env.baseURL, viewport: VIEWPORT });
+export async function openPage(browser, options = {}) {
+  const context = await browser.newContext({ baseURL: env.baseURL, viewport: VIEWPORT, ...options });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   page.problems = [];
