@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::io::SyncIoBridge;
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
@@ -20,17 +20,24 @@ use crate::store::images::Image;
 
 /// How much of the archive is handed to the response at a time.
 const CHUNK: usize = 64 << 10;
+/// ZIP downloads one instance writes at once (each holds a blocking thread); more wait.
+pub const AT_ONCE: usize = 4;
+/// A client that reads nothing of its download for this long is given up on.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The ZIP of `images` (their originals, under the names they were uploaded with), as a
 /// response body. A failure midway ends the body with an error, so the browser reports a
 /// failed download rather than saving a truncated archive as if it were whole.
-pub fn zip_of(state: AppState, images: Vec<Arc<Image>>) -> Body {
+pub fn zip_of(state: AppState, images: Vec<Arc<Image>>, permit: OwnedSemaphorePermit) -> Body {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        // Held until the archive is written: at most `AT_ONCE` ZIPs per instance.
+        let _permit = permit;
         let out = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
+            handle: handle.clone(),
         };
         if let Err(e) = write_zip(&handle, &state, &images, out) {
             tracing::warn!(error = %e, "a ZIP download stopped");
@@ -104,6 +111,7 @@ fn zip_time(millis: i64) -> zip::DateTime {
 struct ChannelWriter {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
+    handle: tokio::runtime::Handle,
 }
 
 impl ChannelWriter {
@@ -112,9 +120,20 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
+        let sent = self
+            .handle
+            .block_on(tokio::time::timeout(STALLED, self.tx.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
+        }
     }
 }
 

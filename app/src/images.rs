@@ -32,7 +32,7 @@ pub struct Duplicate {
     pub name: String,
     /// The image it repeats (the first of the upload, when a file came twice in one).
     pub of: String,
-    /// That image is in the trash.
+    /// That image was in the trash, and is back in the gallery now.
     pub in_trash: bool,
 }
 
@@ -106,8 +106,8 @@ pub async fn ingest(state: &AppState, owner: &User, uploads: Vec<Upload>) -> App
     Ok(Ingested { stored, duplicates })
 }
 
-/// Files whose bytes the owner has already (in the gallery or the trash), or that came
-/// twice in this upload, are set apart: reported, not stored.
+/// Files whose bytes the owner has already, or that came twice in this upload, are set
+/// apart: reported, not stored. A copy in the trash is restored instead.
 async fn skip_duplicates(
     state: &AppState,
     owner: &User,
@@ -118,15 +118,24 @@ async fn skip_duplicates(
     let mut kept: Vec<Upload> = Vec::with_capacity(uploads.len());
     let mut duplicates = Vec::new();
     for upload in uploads {
-        let earlier = known
+        let mut earlier = None;
+        if let Some(img) = known
             .iter()
             .find(|img| img.content_hash.as_deref() == Some(upload.hash.as_str()))
-            .map(|img| (img.original_name.clone(), img.trashed_at.is_some()))
-            .or_else(|| {
-                kept.iter()
-                    .find(|u| u.hash == upload.hash)
-                    .map(|u| (u.name.as_str().to_string(), false))
-            });
+        {
+            // A copy in the trash comes back instead: skipping the upload while the trash
+            // purges the copy would lose the photo. If the purge took the copy meanwhile,
+            // this upload is stored as new.
+            let in_trash = img.trashed_at.is_some();
+            if !in_trash || images::restore(&state.db, &img.id, owner.id).await? {
+                earlier = Some((img.original_name.clone(), in_trash));
+            }
+        }
+        let earlier = earlier.or_else(|| {
+            kept.iter()
+                .find(|u| u.hash == upload.hash)
+                .map(|u| (u.name.as_str().to_string(), false))
+        });
         match earlier {
             Some((of, in_trash)) => duplicates.push(Duplicate {
                 name: upload.name.as_str().to_string(),

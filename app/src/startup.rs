@@ -92,6 +92,7 @@ impl Application {
             cache: Arc::new(crate::cache::Cache::default()),
             csp: axum::http::HeaderValue::from_str(&csp).ok(),
             cpu: Arc::new(Semaphore::new(cores)),
+            zips: Arc::new(Semaphore::new(crate::archive::AT_ONCE)),
         });
         tokio::spawn(prepare_database(state.clone()));
         tokio::spawn(sweep(state.clone()));

@@ -46,6 +46,8 @@ pub struct Shared {
     pub csp: Option<axum::http::HeaderValue>,
     /// Bounds CPU-heavy work (argon2, decoding) so a burst of uploads can't starve the server.
     pub cpu: Arc<Semaphore>,
+    /// Bounds the ZIP downloads written at once (each holds a blocking thread).
+    pub zips: Arc<Semaphore>,
 }
 
 /// Readiness: false until migrations ran; false again once draining after SIGTERM.

@@ -56,15 +56,25 @@ pub async fn delete_forever(state: &AppState, owner: &User, id: &str) -> AppResu
     if claimed.is_empty() {
         return Err(AppError::NotFound);
     }
-    purge(state, &token, &claimed).await
+    purge_in_task(state, token, claimed).await
 }
 
 /// Delete everything in the owner's trash for good; returns how many images went.
 pub async fn empty(state: &AppState, owner: &User) -> AppResult<usize> {
     let token = Uuid::new_v4().to_string();
     let claimed = images::claim_owned(&state.db, &token, now_millis(), owner.id, None).await?;
-    purge(state, &token, &claimed).await?;
-    Ok(claimed.len())
+    let n = claimed.len();
+    purge_in_task(state, token, claimed).await?;
+    Ok(n)
+}
+
+/// `purge` as a task of its own: a client that goes away mid-way does not stop it (its
+/// claims would otherwise sit, not restorable, until the lease lets another run finish).
+async fn purge_in_task(state: &AppState, token: String, claimed: Vec<Image>) -> AppResult<()> {
+    let state = state.clone();
+    tokio::spawn(async move { purge(&state, &token, &claimed).await })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
 }
 
 /// Delete claimed images: the objects (idempotent), then the row. Every image is tried;

@@ -152,7 +152,7 @@
           finish(job, "done", "uploaded");
         } else if (body.duplicates && body.duplicates.length) {
           var d = body.duplicates[0];
-          finish(job, "skipped", "skipped: the same as " + d.of + (d.in_trash ? " (in the trash)" : ""));
+          finish(job, "skipped", "skipped: the same as " + d.of + (d.in_trash ? " (brought back from the trash)" : ""));
         } else {
           finish(job, "failed", "failed: nothing was stored");
         }
@@ -177,7 +177,8 @@
   function pump() {
     while (running < CONCURRENT && queue.length) {
       var job = queue.shift();
-      if (maxBytes && job.file.size > maxBytes) {
+      // The limit is the whole request's: leave room for the form around the file.
+      if (maxBytes && job.file.size > maxBytes - 16384) {
         finish(job, "failed", "failed: larger than the limit of " + size(maxBytes));
         continue;
       }

@@ -15,8 +15,12 @@
   // entry, so Back also leads to the grid, not through every image seen.
   try {
     var from = document.referrer ? new URL(document.referrer) : null;
-    if (from && from.origin === location.origin && from.pathname === "/gallery") {
+    var here = from && from.origin === location.origin;
+    if (here && from.pathname === "/gallery") {
       sessionStorage.setItem("gallery-return", from.pathname + from.search);
+    } else if (!(here && from.pathname.indexOf("/images/") === 0)) {
+      // Not from the grid, nor a step from an image opened from it: Escape opens the grid.
+      sessionStorage.removeItem("gallery-return");
     }
   } catch (e) { /* no storage: Escape goes to the first page of the grid */ }
 
@@ -37,7 +41,7 @@
   document.addEventListener("keydown", function (e) {
     if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
     var t = e.target;
-    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(t.tagName))) return;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
     if (e.key === "ArrowLeft") { e.preventDefault(); go(prev); }
     else if (e.key === "ArrowRight") { e.preventDefault(); go(next); }
     else if (e.key === "Escape" && !document.fullscreenElement) { e.preventDefault(); back(); }

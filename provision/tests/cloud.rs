@@ -1616,7 +1616,16 @@ async fn restore_to_a_time_brings_back_what_was_deleted(stack: &Stack, url: &str
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303, "alice deletes her photo");
+    assert_eq!(r.status(), 303, "alice moves her photo to the trash");
+    // ...and deletes it for good from there: its objects go (the bucket's versions keep
+    // them for the restore).
+    let r = alice
+        .post(format!("{base}/images/{id}/purge"))
+        .form(&[("csrf", csrf(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "alice deletes her photo for good");
     let bob = psql(stack, "SELECT id FROM users WHERE username = 'bob'").await;
     let confirm = admin
         .get(format!("{base}/admin/users/{bob}/delete"))

@@ -50,7 +50,7 @@ async fn page(
         None => human_size(used),
     };
     let this = current.session.id().map(|id| id.to_string());
-    let sessions = sessions::for_user(&state.db, current.user.id)
+    let sessions = sessions::for_user(&state.db, current.user.id, current.user.session_epoch)
         .await?
         .into_iter()
         .map(|s| SessionView {
@@ -209,7 +209,7 @@ pub async fn end_session(
     Form(form): Form<EndForm>,
 ) -> AppResult<Response> {
     csrf::verify(&current.session, &form.csrf).await?;
-    let found = sessions::for_user(&state.db, current.user.id)
+    let found = sessions::for_user(&state.db, current.user.id, current.user.session_epoch)
         .await?
         .into_iter()
         .find(|s| !form.session.is_empty() && s.handle.as_deref() == Some(form.session.as_str()))

@@ -14,6 +14,8 @@ use crate::store::images;
 
 /// The most images one request acts on (a page of the grid is at most 500).
 const MAX_SELECTED: usize = 1000;
+/// Up to this many trashed at once, the next page offers an undo (their ids in its URL).
+const UNDO_AT_MOST: usize = 100;
 
 struct BulkForm {
     csrf: String,
@@ -75,6 +77,11 @@ pub async fn act(
             for img in &selected {
                 crate::trash::trash(&state, &current.user, &img.id).await?;
             }
+            // The next page offers to undo it, naming the images in its URL: for up to
+            // a page of them (a longer URL would not pass every proxy).
+            if selected.len() > UNDO_AT_MOST {
+                return Ok(Redirect::to("/gallery").into_response());
+            }
             let ids: Vec<&str> = selected.iter().map(|i| i.id.as_str()).collect();
             Ok(Redirect::to(&format!("/gallery?trashed={}", ids.join(","))).into_response())
         }
@@ -91,6 +98,19 @@ pub async fn act(
             Ok(Redirect::to(&back).into_response())
         }
         "zip" => {
+            // A few at a time per instance; the next waits its turn (up to a while).
+            let permit = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                state.zips.clone().acquire_owned(),
+            )
+            .await
+            .map_err(|_| {
+                AppError::Conflict(
+                    "Other downloads are being prepared on this server; try again in a moment."
+                        .into(),
+                )
+            })?
+            .map_err(|e| AppError::Internal(e.into()))?;
             let name = format!(
                 "attachment; filename=\"gallery-{}-{}-images.zip\"",
                 time::OffsetDateTime::now_utc().date(),
@@ -107,7 +127,7 @@ pub async fn act(
                     (header::CONTENT_DISPOSITION, disposition),
                     (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 ],
-                crate::archive::zip_of(state.clone(), selected),
+                crate::archive::zip_of(state.clone(), selected, permit),
             )
                 .into_response())
         }

@@ -231,13 +231,20 @@ impl Storage for S3Storage {
         content_type: &str,
         disposition: &str,
     ) -> Result<Delivery, StorageError> {
-        // Downloads are rare: signed each time, valid for a minute.
+        // Downloads are rare: signed each time, valid for about a minute from now (from a
+        // minute before, so a clock a little ahead of S3's doesn't make it "not yet valid").
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
         let url = self
-            .presign(key, content_type, Some(disposition), now, 60)
+            .presign(
+                key,
+                content_type,
+                Some(disposition),
+                now.saturating_sub(60),
+                120,
+            )
             .await?;
         Ok(Delivery::Redirect {
             url,

@@ -167,7 +167,8 @@ pub async fn page_for_owner(
     ))
 }
 
-/// The owner's images (gallery or trash) whose uploaded bytes had one of these hashes.
+/// The owner's images (gallery or trash, not being deleted for good) whose uploaded bytes
+/// had one of these hashes.
 pub async fn with_hashes(
     db: &Db,
     owner_id: i64,
@@ -177,7 +178,8 @@ pub async fn with_hashes(
     // One small query per hash: uploads hold at most a hundred files.
     for hash in hashes {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM images WHERE owner_id = $1 AND content_hash = $2 LIMIT 1"
+            "SELECT {COLUMNS} FROM images WHERE owner_id = $1 AND content_hash = $2 \
+             AND purge_token IS NULL LIMIT 1"
         ))
         .bind(owner_id)
         .bind(*hash)
@@ -316,7 +318,14 @@ pub async fn trash_page(
     .await?;
     let total = match rows.first() {
         Some(row) => row.try_get("total")?,
-        None => 0,
+        None if offset == 0 => 0,
+        None => sqlx::query(
+            "SELECT COUNT(*) AS n FROM images WHERE owner_id = $1 AND trashed_at IS NOT NULL",
+        )
+        .bind(owner_id)
+        .fetch_one(db.pool()?)
+        .await?
+        .try_get("n")?,
     };
     Ok((
         rows.iter().map(image_from).collect::<Result<_, _>>()?,

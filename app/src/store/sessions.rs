@@ -9,7 +9,8 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
 use crate::auth::{
-    SESSION_ADDRESS, SESSION_AGENT, SESSION_HANDLE, SESSION_SEEN, SESSION_SINCE, SESSION_USER,
+    SESSION_ADDRESS, SESSION_AGENT, SESSION_EPOCH, SESSION_HANDLE, SESSION_SEEN, SESSION_SINCE,
+    SESSION_USER,
 };
 use crate::cache::Cache;
 use crate::db::Db;
@@ -110,10 +111,13 @@ pub struct SessionInfo {
     /// Signed in at, and last pushed forward at (ms since the epoch).
     pub since: Option<i64>,
     pub seen: Option<i64>,
+    /// The user's session epoch it was made in: one older than the user's is over.
+    pub epoch: Option<i64>,
 }
 
-/// The user's live sessions, most recently seen first.
-pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<SessionInfo>, sqlx::Error> {
+/// The user's live sessions (not expired, and of their current epoch: a password change
+/// ended the older ones), most recently seen first.
+pub async fn for_user(db: &Db, user_id: i64, epoch: i64) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let rows = sqlx::query("SELECT id, data FROM sessions WHERE user_id = $1 AND expires_at > $2")
         .bind(user_id)
         .bind(OffsetDateTime::now_utc().unix_timestamp())
@@ -135,8 +139,10 @@ pub async fn for_user(db: &Db, user_id: i64) -> Result<Vec<SessionInfo>, sqlx::E
             address: text(SESSION_ADDRESS),
             since: number(SESSION_SINCE),
             seen: number(SESSION_SEEN),
+            epoch: number(SESSION_EPOCH),
         });
     }
+    out.retain(|s| s.epoch == Some(epoch));
     out.sort_by_key(|s| std::cmp::Reverse(s.seen.or(s.since)));
     Ok(out)
 }

@@ -67,6 +67,12 @@ async fn a_password_change_needs_the_current_password_and_ends_the_other_session
         .await
         .contains("Password changed"));
     assert_eq!(app.get(&alice, "/gallery").await.status(), StatusCode::OK);
+    // Only this session is listed now (the laptop's row is over, whatever is left of it).
+    let page = app.page(&alice, "/account").await;
+    assert!(
+        page.contains("This device") && !page.contains("name=\"session\""),
+        "{page}"
+    );
     // A state-changing request from the laptop is refused at once...
     let r = app
         .post_form(

@@ -391,14 +391,28 @@ async fn duplicates_are_reported_and_skipped(b: Backend) {
         app.post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
             .await;
     }
+    // A copy in the trash comes back instead (skipping the upload while the trash purges
+    // the copy would lose the photo).
     let (_, body) = upload_one_json(&app, &alice, "back.png", distinct_png(2)).await;
     assert_eq!(body["duplicates"][0]["in_trash"], true, "{body}");
+    assert_eq!(
+        app.gallery_ids(&alice, "/gallery").await.len(),
+        1,
+        "second.png is back"
+    );
+    assert_eq!(app.gallery_ids(&alice, "/trash").await.len(), 1);
+    // One being deleted for good is no copy: the upload is stored.
+    app.data
+        .execute("UPDATE images SET purge_token = 'claimed', purge_claimed_at = 1 WHERE trashed_at IS NOT NULL")
+        .await;
+    let (_, body) = upload_one_json(&app, &alice, "again.png", distinct_png(1)).await;
+    assert_eq!(body["stored"].as_array().unwrap().len(), 1, "{body}");
     // Someone else's copy is not a duplicate of theirs.
     let bob = app.user("bob").await;
     let (status, body) = upload_one_json(&app, &bob, "mine.png", distinct_png(1)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["stored"].as_array().unwrap().len(), 1, "{body}");
-    assert_eq!(app.data.objects().await.len(), 6);
+    assert_eq!(app.data.objects().await.len(), 8);
 }
 
 async fn one_file_at_a_time_answers_in_json_with_the_reason(b: Backend) {
