@@ -25,6 +25,8 @@ export const env = {
   screenshots: required('SCREENSHOT_DIR'),
   fixtures: required('FIXTURES_DIR'),
   chromium: process.env.CHROMIUM || '/usr/bin/chromium',
+  // The gallery binary, for a spec that needs a server of its own (other settings).
+  galleryBin: process.env.GALLERY_BIN,
 };
 
 export const VIEWPORT = { width: 1000, height: 700 };
