@@ -29,7 +29,9 @@ const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
 /// response body. A failure midway ends the body with an error, so the browser reports a
 /// failed download rather than saving a truncated archive as if it were whole.
 pub fn zip_of(state: AppState, images: Vec<Arc<Image>>, permit: OwnedSemaphorePermit) -> Body {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    // `Ok(None)` marks the end: a channel that closes without it (a panic, a lost task)
+    // ends the body with an error, never as if the archive were whole.
+    let (tx, rx) = mpsc::channel::<std::io::Result<Option<Bytes>>>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         // Held until the archive is written: at most `AT_ONCE` ZIPs per instance.
@@ -39,13 +41,27 @@ pub fn zip_of(state: AppState, images: Vec<Arc<Image>>, permit: OwnedSemaphorePe
             buf: Vec::with_capacity(CHUNK),
             handle: handle.clone(),
         };
-        if let Err(e) = write_zip(&handle, &state, &images, out) {
-            tracing::warn!(error = %e, "a ZIP download stopped");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
-        }
+        let end = match write_zip(&handle, &state, &images, out) {
+            Ok(()) => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "a ZIP download stopped");
+                Err(std::io::Error::other(e))
+            }
+        };
+        // Bounded like every other send: a client that stopped reading is given up on.
+        let _ = handle.block_on(tokio::time::timeout(STALLED, tx.send(end)));
     });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    Body::from_stream(futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Ok(Some(chunk))) => Some((Ok(chunk), Some(rx))),
+            Some(Ok(None)) => None,
+            Some(Err(e)) => Some((Err(e), None)),
+            None => Some((
+                Err(std::io::Error::other("the archive was cut short")),
+                None,
+            )),
+        }
     }))
 }
 
@@ -109,7 +125,7 @@ fn zip_time(millis: i64) -> zip::DateTime {
 /// What the zip crate writes, handed to the response a chunk at a time; a client that
 /// went away stops the writing (the send fails).
 struct ChannelWriter {
-    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    tx: mpsc::Sender<std::io::Result<Option<Bytes>>>,
     buf: Vec<u8>,
     handle: tokio::runtime::Handle,
 }
@@ -122,7 +138,7 @@ impl ChannelWriter {
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         let sent = self
             .handle
-            .block_on(tokio::time::timeout(STALLED, self.tx.send(Ok(chunk))));
+            .block_on(tokio::time::timeout(STALLED, self.tx.send(Ok(Some(chunk)))));
         match sent {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(std::io::Error::new(

@@ -114,13 +114,13 @@ async fn skip_duplicates(
     uploads: Vec<Upload>,
 ) -> AppResult<(Vec<Upload>, Vec<Duplicate>)> {
     let hashes: Vec<&str> = uploads.iter().map(|u| u.hash.as_str()).collect();
-    let known = images::with_hashes(&state.db, owner.id, &hashes).await?;
+    let mut known = images::with_hashes(&state.db, owner.id, &hashes).await?;
     let mut kept: Vec<Upload> = Vec::with_capacity(uploads.len());
     let mut duplicates = Vec::new();
     for upload in uploads {
         let mut earlier = None;
         if let Some(img) = known
-            .iter()
+            .iter_mut()
             .find(|img| img.content_hash.as_deref() == Some(upload.hash.as_str()))
         {
             // A copy in the trash comes back instead: skipping the upload while the trash
@@ -129,6 +129,7 @@ async fn skip_duplicates(
             let in_trash = img.trashed_at.is_some();
             if !in_trash || images::restore(&state.db, &img.id, owner.id).await? {
                 earlier = Some((img.original_name.clone(), in_trash));
+                img.trashed_at = None; // back: a second copy in this upload repeats it
             }
         }
         let earlier = earlier.or_else(|| {

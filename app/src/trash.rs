@@ -51,30 +51,32 @@ pub async fn restore(state: &AppState, owner: &User, id: &str) -> AppResult<()> 
 
 /// Delete one image of the owner's trash for good.
 pub async fn delete_forever(state: &AppState, owner: &User, id: &str) -> AppResult<()> {
-    let token = Uuid::new_v4().to_string();
-    let claimed = images::claim_owned(&state.db, &token, now_millis(), owner.id, Some(id)).await?;
-    if claimed.is_empty() {
+    let n = in_task(state, owner.id, Some(id.to_string())).await?;
+    if n == 0 {
         return Err(AppError::NotFound);
     }
-    purge_in_task(state, token, claimed).await
+    Ok(())
 }
 
 /// Delete everything in the owner's trash for good; returns how many images went.
 pub async fn empty(state: &AppState, owner: &User) -> AppResult<usize> {
-    let token = Uuid::new_v4().to_string();
-    let claimed = images::claim_owned(&state.db, &token, now_millis(), owner.id, None).await?;
-    let n = claimed.len();
-    purge_in_task(state, token, claimed).await?;
-    Ok(n)
+    in_task(state, owner.id, None).await
 }
 
-/// `purge` as a task of its own: a client that goes away mid-way does not stop it (its
-/// claims would otherwise sit, not restorable, until the lease lets another run finish).
-async fn purge_in_task(state: &AppState, token: String, claimed: Vec<Image>) -> AppResult<()> {
+/// Claim (`id`, or the whole trash) and purge, as a task of its own: a client that goes
+/// away midway does not stop it (its claims would otherwise sit, not restorable, until
+/// the lease lets another run finish). Returns how many images were claimed.
+async fn in_task(state: &AppState, owner_id: i64, id: Option<String>) -> AppResult<usize> {
     let state = state.clone();
-    tokio::spawn(async move { purge(&state, &token, &claimed).await })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
+    tokio::spawn(async move {
+        let token = Uuid::new_v4().to_string();
+        let claimed =
+            images::claim_owned(&state.db, &token, now_millis(), owner_id, id.as_deref()).await?;
+        purge(&state, &token, &claimed).await?;
+        Ok(claimed.len())
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.into()))?
 }
 
 /// Delete claimed images: the objects (idempotent), then the row. Every image is tried;

@@ -4,6 +4,35 @@
 // buttons say how many are selected and wait until one is.
 (function () {
   "use strict";
+  // The grid keeps its scroll position: saved when leaving, put back when coming back to
+  // the same page through history (Back, or Escape in the viewer).
+  try {
+    var key = "scroll:" + location.pathname + location.search;
+    window.addEventListener("pagehide", function () {
+      sessionStorage.setItem(key, String(window.scrollY));
+    });
+    var nav = performance.getEntriesByType("navigation")[0];
+    var saved = sessionStorage.getItem(key);
+    if (saved !== null && nav && nav.type === "back_forward") {
+      history.scrollRestoration = "manual";
+      window.scrollTo(0, Number(saved));
+    }
+  } catch (e) { /* no storage: the browser's own restoration */ }
+
+  // Opening an image from the grid: the viewer's Escape comes back here (viewer.js).
+  if (location.pathname === "/gallery") {
+    document.addEventListener("click", function (e) {
+      var a = e.target.closest && e.target.closest("ul.grid a");
+      if (!a) return;
+      try {
+        sessionStorage.setItem("gallery-return", JSON.stringify({
+          from: location.pathname + location.search,
+          to: new URL(a.href).pathname,
+        }));
+      } catch (err) { /* no storage: Escape opens the grid's first page */ }
+    });
+  }
+
   var form = document.getElementById("bulk");
   if (!form) return;
   var boxes = Array.prototype.slice.call(document.querySelectorAll("input.pick[form=bulk]"));

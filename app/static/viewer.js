@@ -10,32 +10,35 @@
   var prev = document.querySelector("a[rel=prev]");
   var next = document.querySelector("a[rel=next]");
 
-  // Where the grid was: remembered when the viewer is entered from it, so Escape returns
-  // there (and the browser restores its scroll position). Steps replace the history
-  // entry, so Back also leads to the grid, not through every image seen.
-  try {
-    var from = document.referrer ? new URL(document.referrer) : null;
-    var here = from && from.origin === location.origin;
-    if (here && from.pathname === "/gallery") {
-      sessionStorage.setItem("gallery-return", from.pathname + from.search);
-    } else if (!(here && from.pathname.indexOf("/images/") === 0)) {
-      // Not from the grid, nor a step from an image opened from it: Escape opens the grid.
-      sessionStorage.removeItem("gallery-return");
-    }
-  } catch (e) { /* no storage: Escape goes to the first page of the grid */ }
+  // Where the grid was: the grid's script notes it when one of its images is opened
+  // ({from: the grid's URL, to: the image's path}); each step moves `to` along, so
+  // Escape knows the viewer was entered from that grid and goes back to it by history
+  // (the browser and the grid's script then restore its scroll position). Steps replace
+  // the history entry, so Back also leads to the grid, not through every image seen.
+  var RETURN = "gallery-return";
+  function remembered() {
+    try {
+      var r = JSON.parse(sessionStorage.getItem(RETURN) || "null");
+      return r && r.to === location.pathname ? r : null;
+    } catch (e) { return null; }
+  }
 
   function go(link) {
-    if (link) location.replace(link.href);
+    if (!link) return;
+    var r = remembered();
+    if (r) {
+      try {
+        r.to = new URL(link.href).pathname;
+        sessionStorage.setItem(RETURN, JSON.stringify(r));
+      } catch (e) { /* no storage */ }
+    }
+    location.replace(link.href);
   }
 
   function back() {
-    var to = null;
-    try { to = sessionStorage.getItem("gallery-return"); } catch (e) { to = null; }
-    if (to && history.length > 1) {
-      history.back();
-    } else {
-      location.assign(to || "/gallery");
-    }
+    var r = remembered();
+    if (r && history.length > 1) history.back();
+    else location.assign("/gallery");
   }
 
   document.addEventListener("keydown", function (e) {

@@ -184,7 +184,7 @@ describe('family: uploads, details, viewer, selection, sessions, dark mode, acce
     assertNoProblems(page);
   });
 
-  test('the viewer steps with the arrow keys and a swipe, and Escape goes back to the grid', async () => {
+  test('the viewer steps with the arrow keys and a swipe, and Escape goes back to the grid where it was', async () => {
     await page.goto('/gallery');
     await page.locator('ul.grid a').nth(1).click();
     await page.waitForURL('**/images/*');
@@ -205,6 +205,17 @@ describe('family: uploads, details, viewer, selection, sessions, dark mode, acce
     await page.getByRole('button', { name: 'Actual size' }).waitFor();
     await page.keyboard.press('Escape');
     await page.waitForURL('**/gallery');
+
+    // Coming back to the grid from an image far down it: where it was.
+    const far = page.locator('ul.grid a').nth(40);
+    await far.scrollIntoViewIfNeeded();
+    const before = await page.evaluate(() => window.scrollY);
+    assert.ok(before > 500, `scrolled down (${before})`);
+    await far.click();
+    await page.waitForURL('**/images/*');
+    await page.keyboard.press('Escape');
+    await page.waitForURL('**/gallery');
+    await page.waitForFunction((y) => Math.abs(window.scrollY - y) < 50, before);
     assertNoProblems(page);
   });
 

@@ -1,5 +1,5 @@
 // The trash's expiry, in a browser, on a gallery of this spec's own whose trash keeps
-// images for about six seconds (`--trash-days 0.00007`): an image restored from the trash
+// images for about 26 seconds (`--trash-days 0.0003`): an image restored from the trash
 // page in time comes back; one left there is deleted for good by the purge, and its page
 // is then not found.
 import assert from 'node:assert/strict';
@@ -23,9 +23,13 @@ function freePort() {
   });
 }
 
-async function untilReady(url, server) {
+/** Set when the gallery could not be started at all (no such binary). */
+let startError = null;
+
+async function untilReady(url, server, logPath) {
   for (let i = 0; i < 300; i++) {
-    assert.equal(server.exitCode, null, 'the gallery exited during startup');
+    assert.equal(startError, null, `the gallery could not start: ${startError}`);
+    assert.equal(server.exitCode, null, `the gallery exited during startup:\n${fs.readFileSync(logPath, 'utf8')}`);
     try {
       if ((await fetch(`${url}/readyz`)).ok) return;
     } catch { /* not listening yet */ }
@@ -39,6 +43,8 @@ describe('trash: restored in time, deleted for good after --trash-days', () => {
   let page;
   let server;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gallery-expiry-'));
+  const logPath = path.join(dir, 'server.log');
+  const log = fs.openSync(logPath, 'a');
 
   before(async () => {
     assert.ok(env.galleryBin, 'GALLERY_BIN is not set: run with scripts/browser-test');
@@ -47,9 +53,13 @@ describe('trash: restored in time, deleted for good after --trash-days', () => {
     server = spawn(env.galleryBin, [
       'serve', '--bind', `127.0.0.1:${port}`,
       '--database-url', `sqlite://${dir}/gallery.db`, '--storage', `file://${dir}/images`,
-      '--drain-secs', '0', '--trash-days', '0.00007',
-    ], { env: { PATH: process.env.PATH, GALLERY_ADMIN_PASSWORD: PASSWORD }, stdio: 'ignore' });
-    await untilReady(url, server);
+      '--drain-secs', '0', '--trash-days', '0.0003',
+    ], { env: { PATH: process.env.PATH, GALLERY_ADMIN_PASSWORD: PASSWORD }, stdio: ['ignore', log, log] });
+    server.on('error', (err) => { startError = err; });
+    // However the run ends, the server goes with it (an `after` may not run if `before`
+    // failed).
+    process.on('exit', () => server.kill('SIGKILL'));
+    await untilReady(url, server, logPath);
     browser = await launch();
     const context = await browser.newContext({ baseURL: url, viewport: { width: 1000, height: 700 } });
     context.setDefaultTimeout(15_000);
@@ -60,7 +70,12 @@ describe('trash: restored in time, deleted for good after --trash-days', () => {
   });
   after(async () => {
     await browser?.close();
-    server?.kill('SIGTERM');
+    if (server && server.exitCode === null) {
+      const exited = new Promise((resolve) => server.once('exit', resolve));
+      server.kill('SIGTERM');
+      await exited;
+    }
+    fs.closeSync(log);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -89,9 +104,9 @@ describe('trash: restored in time, deleted for good after --trash-days', () => {
     await page.waitForURL('**/images/*');
     const image = pathOf(page);
     await submit(page, page.getByRole('button', { name: 'Move to trash' }));
-    // The purge runs every second here; the image's six seconds run out.
+    // The purge runs every 2.6 s here; the image's 26 seconds run out.
     let emptied = false;
-    for (let i = 0; i < 40 && !emptied; i++) {
+    for (let i = 0; i < 100 && !emptied; i++) {
       await page.waitForTimeout(500);
       await page.goto('/trash');
       emptied = (await page.getByText('The trash is empty.').count()) === 1;
