@@ -100,10 +100,41 @@ pub async fn ingest(state: &AppState, owner: &User, uploads: Vec<Upload>) -> App
     // the request's future is dropped, and with it any cleanup it would have done; the
     // task finishes either way (every object recorded, or every object removed).
     let owner_id = owner.id;
+    let names: Vec<String> = checked
+        .iter()
+        .map(|(u, _)| u.name.as_str().to_string())
+        .collect();
     let stored = tokio::spawn(store_all(state.clone(), owner_id, username, checked))
         .await
-        .map_err(|e| AppError::Internal(e.into()))??;
-    Ok(Ingested { stored, duplicates })
+        .map_err(|e| AppError::Internal(e.into()))?;
+    match stored {
+        Ok(stored) => Ok(Ingested { stored, duplicates }),
+        // The same photo, recorded by another upload since this one was checked (the
+        // page sends several at once): nothing of this one was kept.
+        Err(AppError::Database(e)) if crate::store::is_unique_violation(&e) => {
+            match names.as_slice() {
+                [name] => {
+                    let mut duplicates = duplicates;
+                    duplicates.push(Duplicate {
+                        name: name.clone(),
+                        of: "a copy uploaded at the same moment".into(),
+                        in_trash: false,
+                    });
+                    Ok(Ingested {
+                        stored: Vec::new(),
+                        duplicates,
+                    })
+                }
+                _ => Err(AppError::Conflict(
+                    "A photo of this upload was uploaded at the same moment by another one, \
+                     so nothing of this upload was kept. Upload it again: the photos you \
+                     have already will be skipped."
+                        .into(),
+                )),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Files whose bytes the owner has already, or that came twice in this upload, are set

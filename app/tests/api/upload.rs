@@ -415,6 +415,39 @@ async fn duplicates_are_reported_and_skipped(b: Backend) {
     assert_eq!(app.data.objects().await.len(), 8);
 }
 
+async fn the_same_photo_sent_twice_at_once_is_stored_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    // As the page does: one request a file, several at once. Whichever is recorded
+    // second finds the first there (before storing, or at its insert).
+    let sends = (0..4).map(|i| {
+        upload_one_json(
+            &app,
+            &alice,
+            if i % 2 == 0 { "a.png" } else { "b.png" },
+            distinct_png(7),
+        )
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    let mut stored = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        stored += body["stored"].as_array().unwrap().len();
+        assert_eq!(
+            body["stored"].as_array().unwrap().len() + body["duplicates"].as_array().unwrap().len(),
+            1,
+            "{body}"
+        );
+    }
+    assert_eq!(stored, 1, "{answers:?}");
+    assert_eq!(app.gallery_ids(&alice, "/gallery").await.len(), 1);
+    assert_eq!(
+        app.data.objects().await.len(),
+        2,
+        "no object of the skipped ones is left"
+    );
+}
+
 async fn one_file_at_a_time_answers_in_json_with_the_reason(b: Backend) {
     let app = TestApp::spawn(b).await;
     let alice = app.user("alice").await;
@@ -541,6 +574,7 @@ both_backends!(
     one_bad_file_rejects_the_whole_upload,
     thumbnails_are_upright_small_and_carry_no_exif,
     duplicates_are_reported_and_skipped,
+    the_same_photo_sent_twice_at_once_is_stored_once,
     one_file_at_a_time_answers_in_json_with_the_reason,
     a_quota_refuses_what_does_not_fit_and_says_what_is_left,
 );
