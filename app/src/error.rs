@@ -155,24 +155,15 @@ impl AppError {
     /// uploader that sends one file at a time).
     pub fn into_json_response(self) -> Response {
         let (status, _, message) = self.parts();
-        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        if let AppError::LoginRequired { next } = &self {
-            let target = format!(
-                "/login?next={}",
-                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-            );
-            return Redirect::to(&target).into_response();
-        }
-        let (status, title, message) = self.parts();
         let mut response =
-            Page::with_status(status, ErrorPage::new(title, message)).into_response();
-        let headers = response.headers_mut();
-        match &self {
+            (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        self.add_headers(response.headers_mut());
+        response
+    }
+
+    /// What an answer carries besides its page, whichever way it is rendered.
+    fn add_headers(&self, headers: &mut axum::http::HeaderMap) {
+        match self {
             // The rest of the body is not read: close the connection after answering.
             AppError::RequestTimeout(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -188,6 +179,43 @@ impl IntoResponse for AppError {
             }
             _ => {}
         }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::LoginRequired { next } = &self {
+            let target = format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            );
+            return Redirect::to(&target).into_response();
+        }
+        let (status, title, message) = self.parts();
+        let mut response =
+            Page::with_status(status, ErrorPage::new(title, message)).into_response();
+        self.add_headers(response.headers_mut());
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_answers_carry_the_same_headers_as_pages() {
+        for render in [AppError::into_response, AppError::into_json_response] {
+            let r = render(AppError::TooManyRequests {
+                retry_after_secs: 42,
+            });
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(r.headers()[header::RETRY_AFTER], "42");
+            let r = render(AppError::Database(sqlx::Error::PoolTimedOut));
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+            let r = render(AppError::RequestTimeout("slow".into()));
+            assert_eq!(r.headers()[header::CONNECTION], "close");
+        }
     }
 }

@@ -181,7 +181,8 @@ async fn skip_duplicates(
 }
 
 /// Refuse an upload that would take the owner past their quota (the trash counts), saying
-/// how much is left.
+/// how much is left. Checked again when the upload is recorded (`images::insert_all`), where
+/// uploads sent at the same time are taken one after another.
 async fn check_quota(state: &AppState, owner: &User, uploads: &[Upload]) -> AppResult<()> {
     let Some(quota) = owner.quota_bytes else {
         return Ok(());
@@ -194,14 +195,19 @@ async fn check_quota(state: &AppState, owner: &User, uploads: &[Upload]) -> AppR
     if used.saturating_add(adding) <= quota {
         return Ok(());
     }
+    Err(over_quota(adding, used, quota))
+}
+
+/// The refusal of an upload of `adding` bytes when `used` of `quota` are taken.
+fn over_quota(adding: i64, used: i64, quota: i64) -> AppError {
     let left = (quota - used).max(0);
-    Err(AppError::PayloadTooLarge(format!(
+    AppError::PayloadTooLarge(format!(
         "This upload needs {}, and {} is left of your {} of storage (the trash counts too: \
          emptying it frees space).",
         human_size(adding),
         human_size(left),
         human_size(quota)
-    )))
+    ))
 }
 
 async fn store_all(
@@ -256,8 +262,17 @@ async fn store_all(
                 location_kept: checked.location_kept,
             });
         }
-        images::insert_all(&state.db, &rows).await?;
-        Ok(())
+        match images::insert_all(&state.db, owner_id, &rows).await? {
+            images::Recorded::Done => Ok(()),
+            // Another upload sent at the same time took the room this one was checked for.
+            images::Recorded::OverQuota { used, quota } => {
+                let adding = rows
+                    .iter()
+                    .map(|r| r.byte_size)
+                    .fold(0i64, i64::saturating_add);
+                Err(over_quota(adding, used, quota))
+            }
+        }
     }
     .await;
 

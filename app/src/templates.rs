@@ -204,6 +204,8 @@ pub struct GalleryPage<'a> {
     pub by_upload: bool,
     /// The query that keeps this order in links ("" or "sort=uploaded").
     pub keep: &'static str,
+    /// This grid's own address (its page and order), to come back to after an action.
+    pub here: String,
 }
 
 /// One page's grid of thumbnails, in groups by month: rendered once per cached page of

@@ -63,20 +63,37 @@ pub async fn empty(state: &AppState, owner: &User) -> AppResult<usize> {
     in_task(state, owner.id, None).await
 }
 
+/// How long a request waits for its images to be deleted for good. A larger trash goes
+/// on being emptied by itself after the answer (before a load balancer's timeout).
+pub const PURGE_WAIT: Duration = Duration::from_secs(5);
+
 /// Claim (`id`, or the whole trash) and purge, as a task of its own: a client that goes
 /// away midway does not stop it (its claims would otherwise sit, not restorable, until
-/// the lease lets another run finish). Returns how many images were claimed.
+/// the lease lets another run finish). Returns how many images were claimed; waits for
+/// them to be deleted up to [`PURGE_WAIT`] (a failure by then is the answer).
 async fn in_task(state: &AppState, owner_id: i64, id: Option<String>) -> AppResult<usize> {
     let state = state.clone();
-    tokio::spawn(async move {
+    let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel();
+    let mut task = tokio::spawn(async move {
         let token = Uuid::new_v4().to_string();
         let claimed =
             images::claim_owned(&state.db, &token, now_millis(), owner_id, id.as_deref()).await?;
-        purge(&state, &token, &claimed).await?;
-        Ok(claimed.len())
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?
+        let _ = claimed_tx.send(claimed.len());
+        let result = purge(&state, &token, &claimed).await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "deleting for good stopped; the purge will finish it");
+        }
+        result.map(|()| claimed.len())
+    });
+    let joined = match tokio::time::timeout(PURGE_WAIT, &mut task).await {
+        Ok(joined) => joined,
+        // Still deleting: the images are claimed (no longer restorable) and will go.
+        Err(_) => match claimed_rx.await {
+            Ok(n) => return Ok(n),
+            Err(_) => task.await,
+        },
+    };
+    joined.map_err(|e| AppError::Internal(e.into()))?
 }
 
 /// Delete claimed images: the objects (idempotent), then the row. Every image is tried;

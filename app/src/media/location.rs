@@ -1,10 +1,18 @@
-//! Where a photo was taken, found and removed in place. Locations live in the EXIF GPS
-//! block (JPEG APP1, PNG eXIf, WebP EXIF) and in XMP packets (exif:GPSLatitude...).
+//! Where a photo was taken, found and removed in place. Places are named by:
+//! - the EXIF GPS block (JPEG APP1, PNG eXIf, WebP EXIF);
+//! - XMP packets (exif:GPSLatitude...; in JPEG also extended XMP, read across its pieces;
+//!   in PNG also compressed; in GIF an application extension);
+//! - IPTC place names (city, country...) in a JPEG's Photoshop block;
+//! - PNG "Raw profile" text chunks (EXIF, XMP or IPTC, hex-encoded by ImageMagick);
+//! - whatever follows a JPEG's image: the further images of an MPF file (scanned like the
+//!   first) and other data, such as a motion photo's video.
+//!
 //! Removing overwrites them in the file, byte for byte the same length: the GPS block's
 //! entries and the values they point to become zeros (the rest of EXIF, orientation
-//! included, is untouched), an XMP packet that names a position becomes blanks. Nothing
-//! moves, so nothing else in the file can break, and the position is not left behind in
-//! unused bytes either.
+//! included, is untouched), an XMP packet that names a position becomes blanks, a PNG text
+//! chunk becomes an unknown chunk of zeros, data after a JPEG that names a place becomes
+//! zeros. Nothing moves, so nothing else in the file can break, and the position is not
+//! left behind in unused bytes either.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -20,8 +28,7 @@ pub fn scan_file(path: &Path, kind: Kind, remove: bool) -> io::Result<bool> {
         Kind::Jpeg => jpeg(&mut file, remove)?,
         Kind::Png => png(&mut file, remove)?,
         Kind::WebP => webp(&mut file, remove)?,
-        // GIF has no EXIF; XMP in GIF application blocks is not looked at.
-        Kind::Gif => false,
+        Kind::Gif => gif(&mut file, remove)?,
     };
     if found && remove {
         file.sync_data()?;
@@ -45,34 +52,80 @@ fn write_at(file: &mut File, at: u64, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
-/// JPEG: the APP1 segments before the image data.
+/// JPEG: the metadata of the image, and what follows its end: the further images of an
+/// MPF file (each a JPEG with its own EXIF, as phones write for depth or previews) and
+/// anything else (a motion photo's video).
 fn jpeg(file: &mut File, remove: bool) -> io::Result<bool> {
     let len = file.metadata()?.len();
-    let mut at = 2u64;
-    let mut found = false;
-    while at + 4 <= len {
-        let head = read_at(file, at, 4)?;
-        if head[0] != 0xFF {
+    let (mut found, end) = jpeg_image(file, 0, len, remove)?;
+    // No end of the image found: nothing after it to look at.
+    let Some(end) = end else { return Ok(found) };
+    // After the image: JPEGs, each scanned like the first, and the data between them.
+    let (mut other, mut search) = (end, end);
+    while search < len {
+        let Some(at) = find(file, search, len, &[0xFF, 0xD8, 0xFF])? else {
             break;
+        };
+        match jpeg_image(file, at, len, false)? {
+            (_, Some(after)) => {
+                found |= other_data(file, other, at, remove)?;
+                found |= jpeg_image(file, at, len, remove)?.0;
+                (other, search) = (after, after);
+            }
+            // Not an image after all: part of the other data.
+            (_, None) => search = at + 3,
+        }
+    }
+    found |= other_data(file, other, len, remove)?;
+    Ok(found)
+}
+
+/// The JPEG image at `start`: whether its metadata (EXIF, XMP, IPTC) records a location
+/// (removed with `remove`), and where it ends (after its EOI; `None` if it doesn't).
+fn jpeg_image(
+    file: &mut File,
+    start: u64,
+    len: u64,
+    remove: bool,
+) -> io::Result<(bool, Option<u64>)> {
+    if start + 4 > len || read_at(file, start, 2)? != [0xFF, 0xD8] {
+        return Ok((false, None));
+    }
+    let mut at = start + 2;
+    let mut found = false;
+    // Extended XMP comes in pieces that one text may cross: looked at together.
+    let mut extended: Vec<(u64, Vec<u8>)> = Vec::new();
+    let end = loop {
+        if at + 2 > len {
+            break None;
+        }
+        let head = read_at(file, at, 2)?;
+        if head[0] != 0xFF {
+            break None;
         }
         let marker = head[1];
-        if marker == 0xFF {
-            at += 1; // fill byte
-            continue;
+        match marker {
+            0xFF => {
+                at += 1; // fill byte
+                continue;
+            }
+            0xD8 | 0x01 | 0xD0..=0xD7 => {
+                at += 2;
+                continue;
+            }
+            0xD9 => break Some(at + 2),
+            _ => {}
         }
-        if marker == 0xD8 || marker == 0x01 || (0xD0..=0xD7).contains(&marker) {
-            at += 2;
-            continue;
+        if at + 4 > len {
+            break None;
         }
-        if marker == 0xDA || marker == 0xD9 {
-            break; // the image data (or its end): no metadata after this
-        }
-        let seg_len = u16::from_be_bytes([head[2], head[3]]) as u64;
+        let head = read_at(file, at + 2, 2)?;
+        let seg_len = u16::from_be_bytes([head[0], head[1]]) as u64;
         if seg_len < 2 || at + 2 + seg_len > len {
-            break;
+            break None;
         }
-        if marker == 0xE1 {
-            let payload_at = at + 4;
+        let payload_at = at + 4;
+        if marker == 0xE1 || marker == 0xED {
             let mut payload = read_at(file, payload_at, (seg_len - 2) as usize)?;
             let hit = if let Some(tiff) = payload.strip_prefix(EXIF_JPEG) {
                 let mut tiff = tiff.to_vec();
@@ -81,17 +134,19 @@ fn jpeg(file: &mut File, remove: bool) -> io::Result<bool> {
                     payload[EXIF_JPEG.len()..].copy_from_slice(&tiff);
                 }
                 hit
-            } else if payload.starts_with(XMP_JPEG) || payload.starts_with(XMP_JPEG_EXTENDED) {
-                let header = if payload.starts_with(XMP_JPEG) {
-                    XMP_JPEG.len()
-                } else {
-                    XMP_JPEG_EXTENDED.len()
-                };
-                let hit = xmp_has_location(&payload[header..]);
+            } else if let Some(xmp) = payload.strip_prefix(XMP_JPEG) {
+                let hit = xmp_has_location(xmp);
                 if hit && remove {
-                    blank_xmp(&mut payload[header..]);
+                    blank_xmp(&mut payload[XMP_JPEG.len()..]);
                 }
                 hit
+            } else if payload.starts_with(XMP_JPEG_EXTENDED) {
+                // After the header: a 32-byte GUID, the full length and this offset.
+                let skip = (XMP_JPEG_EXTENDED.len() + 40).min(payload.len());
+                extended.push((payload_at + skip as u64, payload[skip..].to_vec()));
+                false
+            } else if marker == 0xED {
+                iptc_location(&mut payload, remove)
             } else {
                 false
             };
@@ -101,8 +156,163 @@ fn jpeg(file: &mut File, remove: bool) -> io::Result<bool> {
             found |= hit;
         }
         at += 2 + seg_len;
+        if marker == 0xDA {
+            // The image data runs to the next marker that is not a restart.
+            match next_marker(file, at, len)? {
+                Some(next) => at = next,
+                None => break None,
+            }
+        }
+    };
+    let joined: Vec<u8> = extended
+        .iter()
+        .flat_map(|(_, d)| d.iter().copied())
+        .collect();
+    if xmp_has_location(&joined) {
+        found = true;
+        if remove {
+            for (at, data) in &mut extended {
+                blank_xmp(data);
+                write_at(file, *at, data)?;
+            }
+        }
     }
-    Ok(found)
+    Ok((found, end))
+}
+
+/// Where the next marker after entropy-coded data starts (not a stuffed 0xFF00, not a
+/// restart marker, not fill).
+fn next_marker(file: &mut File, from: u64, len: u64) -> io::Result<Option<u64>> {
+    let mut at = from;
+    while at + 1 < len {
+        let n = (len - at).min(CHUNK as u64) as usize;
+        let buf = read_at(file, at, n)?;
+        for i in memchr::memchr_iter(0xFF, &buf) {
+            match buf.get(i + 1) {
+                Some(0x00 | 0xFF | 0xD0..=0xD7) => {}
+                Some(_) => return Ok(Some(at + i as u64)),
+                None => {}
+            }
+        }
+        if n < 2 {
+            break;
+        }
+        at += n as u64 - 1; // a 0xFF at the end is looked at again with what follows
+    }
+    Ok(None)
+}
+
+/// How much of a file is read at a time when searching it.
+const CHUNK: usize = 64 << 10;
+
+/// The first `needle` in `from..to` of the file.
+fn find(file: &mut File, from: u64, to: u64, needle: &[u8]) -> io::Result<Option<u64>> {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK as u64) as usize;
+        let buf = read_at(file, at, n)?;
+        if let Some(i) = memchr::memmem::find(&buf, needle) {
+            return Ok(Some(at + i as u64));
+        }
+        if at + (n as u64) >= to || n < needle.len() {
+            break;
+        }
+        at += (n - needle.len() + 1) as u64;
+    }
+    Ok(None)
+}
+
+/// What can name a place in data after a JPEG image that is not an image: a video's
+/// ISO 6709 position (QuickTime `©xyz`, 3GPP `loci`, Apple's location key) or XMP.
+const OTHER_DATA_LOCATION: &[&[u8]] = &[
+    b"\xA9xyz",
+    b"loci",
+    b"ISO6709",
+    b"GPSLatitude",
+    b"GPSLongitude",
+];
+
+/// Data after a JPEG image that is not an image (`from..to`): whether it names a place;
+/// with `remove`, then it is all zeroed (a motion photo keeps its still image, not its
+/// video, unless its owner keeps locations).
+fn other_data(file: &mut File, from: u64, to: u64, remove: bool) -> io::Result<bool> {
+    if from >= to {
+        return Ok(false);
+    }
+    let mut hit = false;
+    for needle in OTHER_DATA_LOCATION {
+        if find(file, from, to, needle)?.is_some() {
+            hit = true;
+            break;
+        }
+    }
+    if hit && remove {
+        let zeros = vec![0u8; CHUNK];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(CHUNK as u64) as usize;
+            write_at(file, at, &zeros[..n])?;
+            at += n as u64;
+        }
+    }
+    Ok(hit)
+}
+
+/// IPTC (in a JPEG's Photoshop APP13): whether it names a place (city, sub-location,
+/// state, country, location code or name); with `remove`, those values are zeroed.
+fn iptc_location(payload: &mut [u8], remove: bool) -> bool {
+    const PHOTOSHOP: &[u8] = b"Photoshop 3.0\0";
+    if !payload.starts_with(PHOTOSHOP) {
+        return false;
+    }
+    let mut found = false;
+    let mut at = PHOTOSHOP.len();
+    // Image resources: "8BIM", id, a padded Pascal name, a size, the data (padded).
+    while at + 12 <= payload.len() && &payload[at..at + 4] == b"8BIM" {
+        let id = u16::from_be_bytes([payload[at + 4], payload[at + 5]]);
+        let name_len = payload[at + 6] as usize;
+        let name_end = at + 6 + ((name_len + 2) & !1);
+        let Some(size) = payload
+            .get(name_end..name_end + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        else {
+            break;
+        };
+        let data = name_end + 4;
+        let Some(end) = data.checked_add(size).filter(|e| *e <= payload.len()) else {
+            break;
+        };
+        if id == 0x0404 {
+            found |= iim_location(&mut payload[data..end], remove);
+        }
+        at = end + (size & 1);
+    }
+    found
+}
+
+/// IPTC-IIM datasets: 0x1C, record, dataset, a 16-bit length, the value.
+fn iim_location(iim: &mut [u8], remove: bool) -> bool {
+    // Record 2: 26 location code, 27 location name, 90 city, 92 sub-location,
+    // 95 province/state, 100 country code, 101 country name.
+    const PLACES: &[u8] = &[26, 27, 90, 92, 95, 100, 101];
+    let mut found = false;
+    let mut at = 0;
+    while at + 5 <= iim.len() && iim[at] == 0x1C {
+        let (record, dataset) = (iim[at + 1], iim[at + 2]);
+        let n = u16::from_be_bytes([iim[at + 3], iim[at + 4]]) as usize;
+        if n & 0x8000 != 0 {
+            break; // an extended length: not used for text
+        }
+        let value = at + 5..(at + 5 + n).min(iim.len());
+        if record == 2 && PLACES.contains(&dataset) && !value.is_empty() {
+            found = true;
+            if remove {
+                iim[value.clone()].fill(0);
+            }
+        }
+        at = value.end;
+    }
+    found
 }
 
 /// PNG: eXIf chunks (EXIF) and text chunks holding XMP.
@@ -123,11 +333,8 @@ fn png(file: &mut File, remove: bool) -> io::Result<bool> {
             let mut new_kind = kind;
             let hit = if &kind == b"eXIf" {
                 gps_in_tiff(&mut data, remove)
-            } else if data.starts_with(b"XML:com.adobe.xmp\0") {
-                // iTXt: keyword, then flags; compressed text can't be read here, so it
-                // counts as a location: better a lost XMP packet than a leaked position.
-                let compressed = &kind == b"zTXt" || (&kind == b"iTXt" && data.get(18) == Some(&1));
-                let hit = compressed || xmp_has_location(&data);
+            } else {
+                let hit = png_text_location(&kind, &data);
                 if hit && remove {
                     // Zeros, under a chunk type no decoder knows (ancillary, private):
                     // it is skipped, and holds nothing.
@@ -135,8 +342,6 @@ fn png(file: &mut File, remove: bool) -> io::Result<bool> {
                     new_kind = *b"blNk";
                 }
                 hit
-            } else {
-                false
             };
             if hit && remove {
                 let mut crc = crc32fast::Hasher::new();
@@ -151,6 +356,172 @@ fn png(file: &mut File, remove: bool) -> io::Result<bool> {
         at += 12 + chunk_len;
     }
     Ok(found)
+}
+
+/// Whether a PNG text chunk (`tEXt`, `zTXt`, `iTXt`) names a place: XMP, or a "Raw
+/// profile" (EXIF, XMP or IPTC, hex-encoded, as ImageMagick writes them). A chunk that
+/// can't be read counts as one: better a lost packet than a leaked position.
+fn png_text_location(kind: &[u8; 4], data: &[u8]) -> bool {
+    let Some(nul) = memchr::memchr(0, data) else {
+        return false;
+    };
+    let keyword = &data[..nul];
+    let xmp = keyword == b"XML:com.adobe.xmp";
+    let profile = keyword.strip_prefix(b"Raw profile type ");
+    if !xmp && profile.is_none() {
+        return false;
+    }
+    let rest = &data[nul + 1..];
+    let text = match kind {
+        b"tEXt" => Some(rest.to_vec()),
+        b"zTXt" => rest.get(1..).and_then(inflate),
+        // Compression flag and method, language tag, translated keyword, then the text.
+        _ => (|| {
+            let (flag, rest) = (*rest.first()?, rest.get(2..)?);
+            let lang = memchr::memchr(0, rest)?;
+            let rest = &rest[lang + 1..];
+            let translated = memchr::memchr(0, rest)?;
+            let text = &rest[translated + 1..];
+            if flag == 1 {
+                inflate(text)
+            } else {
+                Some(text.to_vec())
+            }
+        })(),
+    };
+    let Some(text) = text else { return true };
+    match profile {
+        None => xmp_has_location(&text),
+        Some(name) => {
+            let Some(mut bytes) = unhex_profile(&text) else {
+                return true;
+            };
+            match name {
+                b"exif" | b"APP1" => {
+                    let start = if bytes.starts_with(EXIF_JPEG) {
+                        EXIF_JPEG.len()
+                    } else {
+                        0
+                    };
+                    gps_in_tiff(&mut bytes[start..], false)
+                }
+                b"xmp" => xmp_has_location(&bytes),
+                b"iptc" => iim_location(&mut bytes, false),
+                b"8bim" => {
+                    let mut irb = b"Photoshop 3.0\0".to_vec();
+                    irb.extend_from_slice(&bytes);
+                    iptc_location(&mut irb, false)
+                }
+                _ => false,
+            }
+        }
+    }
+}
+
+/// A zlib stream, inflated (at most 64 MiB of it); `None` if it isn't one.
+fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(64 << 20)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
+}
+
+/// A raw profile's bytes: "\n<name>\n<length>\n" then hex digits over many lines.
+fn unhex_profile(text: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = text.splitn(4, |b| *b == b'\n');
+    let (_, _, _, hex) = (lines.next()?, lines.next()?, lines.next()?, lines.next()?);
+    let digits: Vec<u8> = hex
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    digits
+        .chunks_exact(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
+}
+
+/// GIF: no EXIF, but XMP in an application extension ("XMP DataXMP"), written as raw
+/// text that decoders walk as sub-blocks. Removing zeroes each sub-block's content and
+/// keeps its length, so the file still walks the same.
+fn gif(file: &mut File, remove: bool) -> io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len < 13 {
+        return Ok(false);
+    }
+    let table = |packed: u8| -> u64 {
+        if packed & 0x80 != 0 {
+            3 << ((packed & 7) + 1)
+        } else {
+            0
+        }
+    };
+    let mut at = 13 + table(read_at(file, 10, 1)?[0]);
+    let mut found = false;
+    while at < len {
+        match read_at(file, at, 1)?[0] {
+            0x2C => {
+                if at + 11 > len {
+                    break;
+                }
+                let packed = read_at(file, at + 9, 1)?[0];
+                // The descriptor, a local colour table, the LZW code size, the data.
+                at = sub_blocks(file, at + 10 + table(packed) + 1, len, |_, _| Ok(()))?;
+            }
+            0x21 => {
+                let head = if at + 14 <= len {
+                    read_at(file, at + 1, 13)?
+                } else {
+                    vec![0; 2]
+                };
+                let xmp = head[0] == 0xFF && head[1] == 11 && &head[2..13] == b"XMP DataXMP";
+                if !xmp {
+                    at = sub_blocks(file, at + 2, len, |_, _| Ok(()))?;
+                    continue;
+                }
+                let start = at + 14;
+                let end = sub_blocks(file, start, len, |_, _| Ok(()))?;
+                let hit = find(file, start, end, b"GPSLatitude")?.is_some()
+                    || find(file, start, end, b"GPSLongitude")?.is_some();
+                if hit && remove {
+                    sub_blocks(file, start, len, |file, (at, n)| {
+                        write_at(file, at, &vec![0; n])
+                    })?;
+                }
+                found |= hit;
+                at = end;
+            }
+            _ => break, // the trailer (0x3B), or not a block
+        }
+    }
+    Ok(found)
+}
+
+/// Walks GIF sub-blocks from `at` (a size byte, then that many bytes, until a zero size),
+/// handing each block's content (where, how long) to `each`; returns where they end.
+fn sub_blocks(
+    file: &mut File,
+    mut at: u64,
+    len: u64,
+    mut each: impl FnMut(&mut File, (u64, usize)) -> io::Result<()>,
+) -> io::Result<u64> {
+    while at < len {
+        let n = read_at(file, at, 1)?[0] as usize;
+        if n == 0 {
+            return Ok(at + 1);
+        }
+        if at + 1 + n as u64 > len {
+            break;
+        }
+        each(file, (at + 1, n))?;
+        at += 1 + n as u64;
+    }
+    Ok(len)
 }
 
 /// WebP: the RIFF container's EXIF and XMP chunks.
@@ -340,6 +711,7 @@ mod tests {
         for (name, kind) in [
             ("rocket.jpg", Kind::Jpeg),
             ("chelsea-exif-rot6.jpg", Kind::Jpeg),
+            ("astronaut-alpha.png", Kind::Png),
             ("camera.png", Kind::Png),
             ("rocket.webp", Kind::WebP),
             ("chelsea-animated.gif", Kind::Gif),
@@ -399,5 +771,248 @@ mod tests {
         std::fs::write(&webp_path, &out).expect("write");
         assert!(scan_file(&webp_path, Kind::WebP, true).expect("strip"));
         assert!(!scan_file(&webp_path, Kind::WebP, false).expect("scan"));
+    }
+
+    fn testdata(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../testdata/photos/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("read")
+    }
+
+    fn write_temp(bytes: &[u8], name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        (dir, path)
+    }
+
+    /// `jpeg` with `segment` (marker, payload) inserted after its SOI.
+    fn with_segment(jpeg: &[u8], marker: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, marker]);
+        out.extend_from_slice(
+            &u16::try_from(payload.len() + 2)
+                .expect("fits")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn the_end_of_a_jpeg_is_found_past_its_image_data() {
+        for name in ["rocket.jpg", "large-12mp-exif-rot6.jpg", "exif-gps.jpg"] {
+            let (_dir, path) = copy_of(name);
+            let mut file = File::open(&path).expect("open");
+            let len = file.metadata().expect("len").len();
+            let (_, end) = jpeg_image(&mut file, 0, len, false).expect("scan");
+            assert_eq!(end, Some(len), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_second_image_after_the_first_loses_its_position_too() {
+        // As an MPF file: the main image, then another JPEG with its own EXIF.
+        let first = testdata("rocket.jpg");
+        let second = testdata("exif-gps.jpg");
+        let both = [&first[..], &second[..]].concat();
+        let (_dir, path) = write_temp(&both, "mpf.jpg");
+        assert!(scan_file(&path, Kind::Jpeg, false).expect("scan"));
+        assert!(scan_file(&path, Kind::Jpeg, true).expect("strip"));
+        assert!(!scan_file(&path, Kind::Jpeg, false).expect("scan again"));
+        let after = std::fs::read(&path).expect("read");
+        assert_eq!(
+            &after[..first.len()],
+            &first[..],
+            "the main image is untouched"
+        );
+        assert!(memchr::memmem::find(&after, &2959u32.to_be_bytes()).is_none());
+        // The second image still decodes, the same.
+        let a = image::load_from_memory(&second).expect("decodes").to_rgb8();
+        let b = image::load_from_memory(&after[first.len()..])
+            .expect("decodes")
+            .to_rgb8();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_video_after_the_image_that_names_a_place_is_removed() {
+        let jpeg = testdata("rocket.jpg");
+        // A motion photo's video: boxes of an MP4, one with an ISO 6709 position.
+        let mut video = Vec::new();
+        for (kind, body) in [
+            (&b"ftyp"[..], &b"mp42\0\0\0\0isommp42"[..]),
+            (b"\xA9xyz", b"\0\x12\x15\xC7+48.8582+002.2945/"),
+            (b"mdat", &[7u8; 300][..]),
+        ] {
+            video.extend_from_slice(&(8 + body.len() as u32).to_be_bytes());
+            video.extend_from_slice(kind);
+            video.extend_from_slice(body);
+        }
+        let (_dir, path) = write_temp(&[&jpeg[..], &video[..]].concat(), "motion.jpg");
+        assert!(scan_file(&path, Kind::Jpeg, true).expect("strip"));
+        let after = std::fs::read(&path).expect("read");
+        assert_eq!(&after[..jpeg.len()], &jpeg[..]);
+        assert!(after[jpeg.len()..].iter().all(|b| *b == 0));
+        assert!(!scan_file(&path, Kind::Jpeg, false).expect("scan again"));
+
+        // One that names no place stays.
+        let plain: Vec<u8> = [&jpeg[..], b"\0\0\0\x10ftypmp42\0\0\0\0"].concat();
+        let (_dir, path) = write_temp(&plain, "plain.jpg");
+        assert!(!scan_file(&path, Kind::Jpeg, true).expect("scan"));
+        assert_eq!(std::fs::read(&path).expect("read"), plain);
+    }
+
+    #[test]
+    fn extended_xmp_is_read_across_its_pieces() {
+        let jpeg = testdata("rocket.jpg");
+        let piece = |text: &[u8]| {
+            let mut p = XMP_JPEG_EXTENDED.to_vec();
+            p.extend_from_slice(&[b'0'; 32]); // GUID
+            p.extend_from_slice(&[0; 8]); // full length, offset
+            p.extend_from_slice(text);
+            p
+        };
+        // "GPSLatitude" split between two segments (each inserted after the SOI: the
+        // one inserted last comes first).
+        let first_last = with_segment(&jpeg, 0xE1, &piece(b"itude>48,51.49N<"));
+        let two = with_segment(&first_last, 0xE1, &piece(b"<exif:GPSLat"));
+        let (_dir, path) = write_temp(&two, "xmp.jpg");
+        assert!(scan_file(&path, Kind::Jpeg, true).expect("strip"));
+        let after = std::fs::read(&path).expect("read");
+        assert!(memchr::memmem::find(&after, b"48,51.49N").is_none());
+        assert!(memchr::memmem::find(&after, b"GPSLat").is_none());
+        assert_eq!(after.len(), two.len());
+        image::load_from_memory(&after).expect("still decodes");
+    }
+
+    #[test]
+    fn iptc_place_names_are_removed() {
+        let jpeg = testdata("rocket.jpg");
+        let irb = |iim: &[u8]| {
+            let mut p = b"Photoshop 3.0\08BIM\x04\x04\0\0".to_vec();
+            p.extend_from_slice(&(iim.len() as u32).to_be_bytes());
+            p.extend_from_slice(iim);
+            if iim.len() % 2 == 1 {
+                p.push(0);
+            }
+            p
+        };
+        let dataset = |n: u8, v: &[u8]| {
+            let mut d = vec![0x1C, 2, n];
+            d.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            d.extend_from_slice(v);
+            d
+        };
+        let iim = [
+            dataset(5, b"Holiday"),
+            dataset(90, b"Paris"),
+            dataset(101, b"France"),
+        ]
+        .concat();
+        let with = with_segment(&jpeg, 0xED, &irb(&iim));
+        let (_dir, path) = write_temp(&with, "iptc.jpg");
+        assert!(scan_file(&path, Kind::Jpeg, true).expect("strip"));
+        let after = std::fs::read(&path).expect("read");
+        assert!(memchr::memmem::find(&after, b"Paris").is_none());
+        assert!(memchr::memmem::find(&after, b"France").is_none());
+        assert!(
+            memchr::memmem::find(&after, b"Holiday").is_some(),
+            "the title stays"
+        );
+
+        let without = with_segment(&jpeg, 0xED, &irb(&dataset(5, b"Holiday")));
+        let (_dir, path) = write_temp(&without, "title.jpg");
+        assert!(!scan_file(&path, Kind::Jpeg, true).expect("scan"));
+    }
+
+    /// `png` with a chunk inserted after IHDR, its CRC right.
+    fn with_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(kind);
+        chunk.extend_from_slice(data);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        chunk.extend_from_slice(&crc.finalize().to_be_bytes());
+        [&png[..33], &chunk[..], &png[33..]].concat()
+    }
+
+    fn deflate(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(bytes).expect("compress");
+        z.finish().expect("compress")
+    }
+
+    #[test]
+    fn compressed_png_text_is_read_for_a_position() {
+        let png = testdata("camera.png");
+        let jpeg = testdata("exif-gps.jpg");
+        let at = memchr::memmem::find(&jpeg, b"Exif\0\0").expect("EXIF");
+        let len = u16::from_be_bytes([jpeg[at - 2], jpeg[at - 1]]) as usize - 2;
+        let exif = &jpeg[at..at + len];
+        // ImageMagick's raw profile: hex, in a zTXt chunk.
+        let hex: String = exif.iter().map(|b| format!("{b:02x}")).collect();
+        let lines: Vec<&str> = hex
+            .as_bytes()
+            .chunks(72)
+            .map(|c| std::str::from_utf8(c).expect("hex"))
+            .collect();
+        let text = format!("\nexif\n{:8}\n{}\n", exif.len(), lines.join("\n"));
+        let data = [&b"Raw profile type exif\0\0"[..], &deflate(text.as_bytes())].concat();
+        let (_dir, path) = write_temp(&with_chunk(&png, b"zTXt", &data), "raw.png");
+        assert!(scan_file(&path, Kind::Png, true).expect("strip"));
+        assert!(!scan_file(&path, Kind::Png, false).expect("scan again"));
+        image::load_from_memory(&std::fs::read(&path).expect("read")).expect("decodes");
+
+        // Compressed XMP (iTXt) is read: a position goes, a packet without one stays.
+        let itxt = |xmp: &[u8]| [&b"XML:com.adobe.xmp\0\x01\0\0\0"[..], &deflate(xmp)].concat();
+        let (_dir, path) = write_temp(
+            &with_chunk(
+                &png,
+                b"iTXt",
+                &itxt(b"<x:xmpmeta><exif:GPSLatitude>48,51N</exif:GPSLatitude>"),
+            ),
+            "xmp.png",
+        );
+        assert!(scan_file(&path, Kind::Png, true).expect("strip"));
+        let plain = with_chunk(&png, b"iTXt", &itxt(b"<x:xmpmeta><dc:title>Cat</dc:title>"));
+        let (_dir, path) = write_temp(&plain, "title.png");
+        assert!(!scan_file(&path, Kind::Png, true).expect("scan"));
+        assert_eq!(std::fs::read(&path).expect("read"), plain);
+    }
+
+    #[test]
+    fn gif_xmp_loses_its_position_and_the_gif_still_decodes() {
+        let gif = testdata("chelsea-animated.gif");
+        // An application extension after the header, colour table and first block: the
+        // XMP's raw text then the "magic trailer" (0x01, 0xFF..0x00) that ends the walk.
+        let lsd = gif[10];
+        let table = if lsd & 0x80 != 0 {
+            3usize << ((lsd & 7) + 1)
+        } else {
+            0
+        };
+        let at = 13 + table;
+        let mut ext = b"\x21\xFF\x0BXMP DataXMP".to_vec();
+        ext.extend_from_slice(
+            b"<x:xmpmeta><exif:GPSLatitude>48,51N</exif:GPSLatitude></x:xmpmeta>",
+        );
+        ext.push(1);
+        ext.extend((0..=255u8).rev());
+        ext.push(0);
+        let with = [&gif[..at], &ext[..], &gif[at..]].concat();
+        let (_dir, path) = write_temp(&with, "xmp.gif");
+        assert!(scan_file(&path, Kind::Gif, true).expect("strip"));
+        let after = std::fs::read(&path).expect("read");
+        assert!(memchr::memmem::find(&after, b"48,51N").is_none());
+        assert!(!scan_file(&path, Kind::Gif, false).expect("scan again"));
+        let a = image::load_from_memory(&gif).expect("decodes").to_rgba8();
+        let b = image::load_from_memory(&after).expect("decodes").to_rgba8();
+        assert_eq!(a, b);
     }
 }

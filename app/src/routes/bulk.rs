@@ -79,11 +79,12 @@ pub async fn act(
             }
             // The next page offers to undo it, naming the images in its URL: for up to
             // a page of them (a longer URL would not pass every proxy).
-            if selected.len() > UNDO_AT_MOST {
-                return Ok(Redirect::to("/gallery").into_response());
-            }
-            let ids: Vec<&str> = selected.iter().map(|i| i.id.as_str()).collect();
-            Ok(Redirect::to(&format!("/gallery?trashed={}", ids.join(","))).into_response())
+            let ids: Vec<&str> = match selected.len() {
+                n if n > UNDO_AT_MOST => Vec::new(),
+                _ => selected.iter().map(|i| i.id.as_str()).collect(),
+            };
+            let to = super::gallery::after_trash(form.back.as_deref(), &ids);
+            Ok(Redirect::to(&to).into_response())
         }
         "restore" => {
             for img in &selected {

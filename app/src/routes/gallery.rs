@@ -50,6 +50,32 @@ pub fn order_param(order: Order) -> &'static str {
     }
 }
 
+/// The grid at `page` in `order`: "/gallery", "/gallery?page=2&sort=uploaded".
+pub fn grid_url(page: i64, order: Order) -> String {
+    let mut query = Vec::new();
+    let page = (page > 1).then(|| format!("page={page}"));
+    query.extend(page.as_deref());
+    query.extend(Some(order_param(order)).filter(|q| !q.is_empty()));
+    match query.as_slice() {
+        [] => "/gallery".to_string(),
+        q => format!("/gallery?{}", q.join("&")),
+    }
+}
+
+/// Where to go after moving `ids` to the trash: back to the grid they were in (`back`,
+/// when it is one: its page and order kept), which offers to undo it.
+pub fn after_trash(back: Option<&str>, ids: &[&str]) -> String {
+    let grid = match back {
+        Some(b) if b == "/gallery" || b.starts_with("/gallery?") => safe_next(Some(b)),
+        _ => "/gallery".to_string(),
+    };
+    if ids.is_empty() {
+        return grid;
+    }
+    let sep = if grid.contains('?') { '&' } else { '?' };
+    format!("{grid}{sep}trashed={}", ids.join(","))
+}
+
 /// "3 images uploaded. 2 were skipped: you have them already."
 fn upload_notice(uploaded: Option<u64>, skipped: Option<u64>) -> Option<String> {
     let plural = |n: u64, one: &str, many: &str| {
@@ -107,11 +133,7 @@ pub async fn index(
     let pages = ((total + size - 1) / size).max(1);
     if list.is_empty() && total > 0 {
         // Past the last page (say, after deleting its last image): show the last one.
-        let mut to = format!("/gallery?page={pages}");
-        if order == Order::Uploaded {
-            to.push_str("&sort=uploaded");
-        }
-        return Ok(Redirect::to(&to).into_response());
+        return Ok(Redirect::to(&grid_url(pages, order)).into_response());
     }
     let token = csrf::token(&current.session).await?;
     // The images just moved to the trash (one, or a selection), to offer an undo: only
@@ -153,6 +175,7 @@ pub async fn index(
         notice: upload_notice(q.uploaded, q.skipped),
         by_upload: order == Order::Uploaded,
         keep: order_param(order),
+        here: grid_url(page, order),
     })
     .into_response())
 }
@@ -195,16 +218,27 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-/// "Delete": to the trash, then to the gallery, which offers to undo it.
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    /// The grid to go back to (a `/gallery` path), `/gallery` by default.
+    back: Option<String>,
+}
+
+/// "Delete": to the trash, then to the grid, which offers to undo it.
 pub async fn delete(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<DeleteForm>,
 ) -> AppResult<impl IntoResponse> {
     csrf::verify(&current.session, &form.csrf).await?;
     let img = crate::trash::trash(&state, &current.user, &id).await?;
-    Ok(Redirect::to(&format!("/gallery?trashed={}", img.id)))
+    Ok(Redirect::to(&after_trash(
+        form.back.as_deref(),
+        &[img.id.as_str()],
+    )))
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::config::DatabaseKind;
 use crate::db::Db;
 use crate::media::details::Details;
 
@@ -103,8 +104,17 @@ fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
 }
 
 /// Insert several images at once: all rows or none.
-pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
+pub async fn insert_all(db: &Db, owner_id: i64, images: &[Image]) -> Result<Recorded, sqlx::Error> {
     let mut tx = db.pool()?.begin().await?;
+    // The owner's uploads are recorded one at a time, so their quota holds across uploads
+    // sent at once: PostgreSQL locks the owner's row (a lock, not an update: no change for
+    // the caches); SQLite's first insert takes the database's one write lock.
+    if db.kind == DatabaseKind::Postgres {
+        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(owner_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
     for img in images {
         sqlx::query(&format!(
             "INSERT INTO images ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
@@ -134,7 +144,43 @@ pub async fn insert_all(db: &Db, images: &[Image]) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await
+    // Read under that lock: every upload recorded before this one counts, and a quota
+    // the admin changed meanwhile applies.
+    let quota: Option<i64> = sqlx::query("SELECT quota_bytes FROM users WHERE id = $1")
+        .bind(owner_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("quota_bytes"))
+        .transpose()?
+        .flatten();
+    if let Some(quota) = quota {
+        let used = usage_in(&mut tx, owner_id).await?;
+        if used > quota {
+            let adding = images
+                .iter()
+                .map(|i| i.byte_size)
+                .fold(0i64, i64::saturating_add);
+            tx.rollback().await?;
+            return Ok(Recorded::OverQuota {
+                used: used.saturating_sub(adding),
+                quota,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(Recorded::Done)
+}
+
+/// What recording an upload came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Done,
+    /// Nothing recorded: the upload does not fit in the owner's quota, of which `used`
+    /// bytes were taken before it.
+    OverQuota {
+        used: i64,
+        quota: i64,
+    },
 }
 
 /// One page of the owner's images in the gallery (not in the trash), newest first, and how many they have in all: one
@@ -194,13 +240,19 @@ pub async fn with_hashes(
 
 /// Bytes of originals the owner keeps, the trash included (what a quota counts).
 pub async fn usage(db: &Db, owner_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "SELECT CAST(COALESCE(SUM(byte_size), 0) AS BIGINT) AS n FROM images WHERE owner_id = $1",
-    )
-    .bind(owner_id)
-    .fetch_one(db.pool()?)
-    .await?
-    .try_get("n")
+    let mut conn = db.pool()?.acquire().await?;
+    usage_in(&mut conn, owner_id).await
+}
+
+const USAGE: &str =
+    "SELECT CAST(COALESCE(SUM(byte_size), 0) AS BIGINT) AS n FROM images WHERE owner_id = $1";
+
+async fn usage_in(conn: &mut sqlx::AnyConnection, owner_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query(USAGE)
+        .bind(owner_id)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")
 }
 
 /// How many images the owner has in the gallery (not counting the trash).

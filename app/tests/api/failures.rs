@@ -2,7 +2,7 @@
 //! the user can't see or retry. The storage is the real one (disk or S3 on the emulator)
 //! behind a wrapper that fails on command; the database fails through a trigger.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -18,6 +18,8 @@ pub(crate) struct Faults {
     puts_left: AtomicUsize,
     deletes_left: AtomicUsize,
     deleted: Mutex<Vec<String>>,
+    /// While set, deletes wait (a slow storage).
+    held: AtomicBool,
 }
 
 impl Faults {
@@ -26,6 +28,7 @@ impl Faults {
             puts_left: AtomicUsize::new(usize::MAX),
             deletes_left: AtomicUsize::new(usize::MAX),
             deleted: Mutex::new(Vec::new()),
+            held: AtomicBool::new(false),
         })
     }
     /// Every key a delete succeeded for, in order (a key twice: deleted twice).
@@ -37,6 +40,9 @@ impl Faults {
     }
     fn fail_deletes_after(&self, n: usize) {
         self.deletes_left.store(n, Ordering::SeqCst);
+    }
+    fn hold_deletes(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
     }
     fn heal(&self) {
         self.fail_puts_after(usize::MAX);
@@ -88,6 +94,9 @@ impl Storage for FaultyStorage {
         self.inner.put_file(key, file, content_type).await
     }
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        while self.faults.held.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         if !Faults::allow(&self.faults.deletes_left) {
             return Err(injected());
         }
@@ -332,7 +341,41 @@ async fn a_storage_failure_while_deleting_a_user_keeps_the_user_and_a_retry_fini
     assert_eq!(app.data.objects().await, Vec::<String>::new());
 }
 
+async fn emptying_a_trash_that_takes_long_answers_in_time_and_finishes_by_itself(b: Backend) {
+    let (app, faults) = faulty_app(b).await;
+    let alice = app.user("alice").await;
+    let files = [("a.png", distinct_png(1)), ("b.png", distinct_png(2))];
+    app.upload(&alice, &files).await;
+    let token = app.csrf(&alice, "/gallery").await;
+    for id in app.gallery_ids(&alice, "/gallery").await {
+        app.post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
+            .await;
+    }
+    // The storage takes "forever": the answer comes after the wait, not after the work.
+    faults.hold_deletes(true);
+    let started = std::time::Instant::now();
+    let r = app
+        .post_form(&alice, "/trash/empty", &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/trash?emptied=2");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Still going: listed as being deleted, not restorable.
+    let page = app.page(&alice, "/trash").await;
+    assert!(page.contains("Being deleted for good"), "{page}");
+    faults.hold_deletes(false);
+    for _ in 0..500 {
+        if app.data.count("SELECT COUNT(*) FROM images").await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM images").await, 0);
+    assert_eq!(app.data.objects().await, Vec::<String>::new());
+}
+
 both_backends!(
+    emptying_a_trash_that_takes_long_answers_in_time_and_finishes_by_itself,
     a_storage_failure_midway_through_an_upload_leaves_no_row_and_no_object,
     a_database_failure_after_storing_removes_the_stored_objects,
     a_storage_failure_while_deleting_an_image_keeps_it_listed_and_a_retry_finishes,

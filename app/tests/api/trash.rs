@@ -350,7 +350,80 @@ async fn two_instances_purge_each_image_once(b: Backend) {
     assert_eq!(deleted, expected, "each object deleted exactly once");
 }
 
+async fn deleting_and_undo_go_back_to_the_same_page_and_order(b: Backend) {
+    let app = TestApp::spawn_with(b, &["--page-size", "2"]).await;
+    let alice = app.user("alice").await;
+    let files: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("{i}.png"), distinct_png(100 + i)))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    app.upload(&alice, &files).await;
+    let grid = "/gallery?page=2&sort=uploaded";
+    let page = app.page(&alice, grid).await;
+    // The grid names itself for the forms that come back to it.
+    assert!(
+        page.contains("name=\"back\" value=\"/gallery?page=2&#38;sort=uploaded\""),
+        "{page}"
+    );
+    let id = app.gallery_ids(&alice, grid).await.remove(0);
+
+    // One image, from the grid's page (the image page sends its order).
+    let token = app.csrf(&alice, grid).await;
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/images/{id}/delete"),
+            &[("csrf", &token), ("back", grid)],
+        )
+        .await;
+    assert_eq!(location(&r), format!("{grid}&trashed={id}"));
+    let next = app.page(&alice, &location(&r)).await;
+    assert!(next.contains("was moved to the trash"), "{next}");
+    let r = post(
+        &app,
+        &alice,
+        &format!("/images/{id}/restore"),
+        &[("back", grid)],
+    )
+    .await;
+    assert_eq!(location(&r), grid);
+    let image = app
+        .page(&alice, &format!("/images/{id}?sort=uploaded"))
+        .await;
+    assert!(
+        image.contains("name=\"back\" value=\"/gallery?sort=uploaded\""),
+        "{image}"
+    );
+
+    // A selection, the same way.
+    let r = app
+        .post_form(
+            &alice,
+            "/images/bulk",
+            &[
+                ("csrf", &token),
+                ("action", "trash"),
+                ("ids", &id),
+                ("back", grid),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), format!("{grid}&trashed={id}"));
+    // Only a grid is gone back to; anything else is the gallery.
+    for back in ["//evil.example/", "/trash", "/gallery/../admin"] {
+        let r = app
+            .post_form(
+                &alice,
+                &format!("/images/{id}/delete"),
+                &[("csrf", &token), ("back", back)],
+            )
+            .await;
+        assert_eq!(location(&r), format!("/gallery?trashed={id}"), "{back}");
+    }
+}
+
 both_backends!(
+    deleting_and_undo_go_back_to_the_same_page_and_order,
     deleting_moves_an_image_to_the_trash_and_undo_brings_it_back,
     deleting_for_good_and_emptying_the_trash_remove_rows_and_objects,
     another_users_trash_is_out_of_reach,
