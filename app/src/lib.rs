@@ -16,6 +16,7 @@ pub mod images;
 pub mod media;
 pub mod routes;
 pub mod security;
+pub mod sharing;
 pub mod spool;
 pub mod startup;
 pub mod state;

@@ -38,7 +38,7 @@
   function back() {
     var r = remembered();
     if (r && history.length > 1) history.back();
-    else location.assign("/gallery");
+    else location.assign(figure.getAttribute("data-grid") || "/gallery");
   }
 
   document.addEventListener("keydown", function (e) {
@@ -86,12 +86,13 @@
     }
   }
 
-  // Fetch the neighbours' originals ahead (the browser keeps them: they never change).
+  // Fetch the neighbours' originals ahead (the browser keeps them: they never change);
+  // a shared page names its own rendition and grid (data-ahead, data-grid).
   function ahead(link) {
     if (!link) return;
     var pre = new Image();
     pre.decoding = "async";
-    pre.src = new URL(link.href).pathname + "/original";
+    pre.src = new URL(link.href).pathname + "/" + (figure.getAttribute("data-ahead") || "original");
   }
   if (img.complete) { ahead(next); ahead(prev); }
   else img.addEventListener("load", function () { ahead(next); ahead(prev); });

@@ -28,6 +28,7 @@ pub fn dimensions<R: Read>(input: R) -> Option<(u32, u32)> {
 pub fn scaled_thumbnail<R: Read>(
     input: R,
     (width, height): (u32, u32),
+    edge: u32,
 ) -> Option<(DynamicImage, Orientation)> {
     let mut decoder = jpeg_decoder::Decoder::new(input);
     decoder.read_info().ok()?;
@@ -42,7 +43,7 @@ pub fn scaled_thumbnail<R: Read>(
     }
     // The scale is the smallest that covers either requested side: ask for the long side
     // only, or a very wide image would come out a pixel short of the thumbnail's edge.
-    let (tw, th) = super::thumbnail_size(width, height);
+    let (tw, th) = super::thumbnail_size(width, height, edge);
     let (tw, th) = if width >= height {
         (u16::try_from(tw).ok()?, u16::MAX)
     } else {
@@ -170,7 +171,8 @@ mod tests {
             .encode_image(&img)
             .expect("encode");
         let (decoded, orientation) =
-            scaled_thumbnail(&bytes[..], (1600, 1200)).expect("read by the scaling decoder");
+            scaled_thumbnail(&bytes[..], (1600, 1200), super::super::THUMB_EDGE)
+                .expect("read by the scaling decoder");
         // 400x300 is wanted: a quarter of each side covers it exactly.
         assert_eq!((decoded.width(), decoded.height()), (400, 300));
         assert_eq!(orientation, Orientation::NoTransforms);
@@ -183,7 +185,8 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new(&mut bytes)
             .encode_image(&img)
             .expect("encode");
-        let (decoded, _) = scaled_thumbnail(&bytes[..], (3190, 24)).expect("read");
+        let (decoded, _) =
+            scaled_thumbnail(&bytes[..], (3190, 24), super::super::THUMB_EDGE).expect("read");
         // An eighth (399 x 3) would cover the short side's 3 pixels but not the 400-pixel
         // edge: a quarter it is.
         assert_eq!((decoded.width(), decoded.height()), (798, 6));

@@ -13,6 +13,8 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 /// Long edge of a thumbnail, in pixels.
 pub const THUMB_EDGE: u32 = 400;
+/// The long edge of the rendition a share link's viewer shows (no EXIF, no location).
+pub const SCREEN_EDGE: u32 = 1600;
 const THUMB_JPEG_QUALITY: u8 = 80;
 
 /// An accepted image type.
@@ -107,7 +109,16 @@ fn sniff<R: BufRead + Seek>(input: &mut R) -> Result<Option<Kind>, MediaError> {
 /// receives it, or bytes in memory): the file is not read into memory whole, only what
 /// its decoder needs (except a JPEG the scaling decoder can't read: `image`'s JPEG
 /// decoder reads its input whole). CPU-bound: call it from `spawn_blocking`.
-pub fn process<R: BufRead + Seek>(mut input: R, max_pixels: u64) -> Result<Processed, MediaError> {
+pub fn process<R: BufRead + Seek>(input: R, max_pixels: u64) -> Result<Processed, MediaError> {
+    process_to(input, max_pixels, THUMB_EDGE)
+}
+
+/// [`process`], with the rendition's long edge `edge` instead of the thumbnail's.
+pub fn process_to<R: BufRead + Seek>(
+    mut input: R,
+    max_pixels: u64,
+    edge: u32,
+) -> Result<Processed, MediaError> {
     let kind = sniff(&mut input)?.ok_or(MediaError::Unsupported)?;
     // A decoder's I/O error is a short or damaged file, unless the operating system
     // raised it (reading our own spool failed): that one is ours, not the file's.
@@ -144,10 +155,10 @@ pub fn process<R: BufRead + Seek>(mut input: R, max_pixels: u64) -> Result<Proce
     if kind == Kind::Jpeg {
         jpeg::check_complete(&mut input)?;
         input.rewind()?;
-        if let Some(done) = jpeg::scaled_thumbnail(&mut input, (width, height)) {
+        if let Some(done) = jpeg::scaled_thumbnail(&mut input, (width, height), edge) {
             let (img, orientation) = done;
             let (width, height) = upright(width, height, orientation);
-            return finish(kind, width, height, img, orientation);
+            return finish(kind, width, height, img, orientation, edge);
         }
         // A JPEG the scaling decoder can't read: the general path decides (and explains).
         input.rewind()?;
@@ -166,7 +177,7 @@ pub fn process<R: BufRead + Seek>(mut input: R, max_pixels: u64) -> Result<Proce
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     let (width, height) = upright(img.width(), img.height(), orientation);
-    finish(kind, width, height, img, orientation)
+    finish(kind, width, height, img, orientation, edge)
 }
 
 /// Thumbnail the decoded image (`width` x `height` are the original's, upright).
@@ -178,12 +189,13 @@ fn finish(
     height: u32,
     img: DynamicImage,
     orientation: image::metadata::Orientation,
+    edge: u32,
 ) -> Result<Processed, MediaError> {
     // `thumbnail` also enlarges: a small image is its own thumbnail (re-encoded, so no EXIF).
-    let mut thumb = if img.width() <= THUMB_EDGE && img.height() <= THUMB_EDGE {
+    let mut thumb = if img.width() <= edge && img.height() <= edge {
         img
     } else {
-        let small = img.thumbnail(THUMB_EDGE, THUMB_EDGE);
+        let small = img.thumbnail(edge, edge);
         drop(img);
         small
     };
@@ -201,12 +213,12 @@ fn finish(
 
 /// The size a thumbnail of `width` x `height` gets: the long edge [`THUMB_EDGE`] (never
 /// enlarged), the ratio kept.
-fn thumbnail_size(width: u32, height: u32) -> (u32, u32) {
+fn thumbnail_size(width: u32, height: u32, edge: u32) -> (u32, u32) {
     let long = width.max(height).max(1);
-    if long <= THUMB_EDGE {
+    if long <= edge {
         return (width, height);
     }
-    let scale = |v: u32| ((u64::from(v) * u64::from(THUMB_EDGE)) / u64::from(long)).max(1) as u32;
+    let scale = |v: u32| ((u64::from(v) * u64::from(edge)) / u64::from(long)).max(1) as u32;
     (scale(width), scale(height))
 }
 
@@ -294,10 +306,10 @@ mod tests {
 
     #[test]
     fn thumbnail_sizes_keep_the_ratio_and_never_enlarge() {
-        assert_eq!(thumbnail_size(4000, 3000), (400, 300));
-        assert_eq!(thumbnail_size(3000, 4000), (300, 400));
-        assert_eq!(thumbnail_size(300, 200), (300, 200));
-        assert_eq!(thumbnail_size(10_000, 1), (400, 1));
+        assert_eq!(thumbnail_size(4000, 3000, THUMB_EDGE), (400, 300));
+        assert_eq!(thumbnail_size(3000, 4000, THUMB_EDGE), (300, 400));
+        assert_eq!(thumbnail_size(300, 200, THUMB_EDGE), (300, 200));
+        assert_eq!(thumbnail_size(10_000, 1, THUMB_EDGE), (400, 1));
     }
 
     #[test]

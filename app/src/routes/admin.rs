@@ -10,7 +10,7 @@ use crate::auth::{csrf, AdminUser};
 use crate::domain::{FullName, Password, Username};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::users;
+use crate::store::{shares, users};
 use crate::templates::{AdminPage, Nav, Page, UserDeletePage, UserFormPage};
 
 fn bad(e: crate::domain::Invalid) -> AppError {
@@ -35,6 +35,7 @@ pub async fn new_form(AdminUser(admin): AdminUser) -> AppResult<impl IntoRespons
         csrf: token,
         user: None,
         quota_mb: String::new(),
+        sharing_allowed: true,
     }))
 }
 
@@ -83,6 +84,7 @@ pub async fn edit_form(
             .quota_bytes
             .map(|b| format!("{}", b / MB))
             .unwrap_or_default(),
+        sharing_allowed: shares::sharing_allowed(&state.db, user.id).await?,
         user: Some(user),
     }))
 }
@@ -99,6 +101,8 @@ pub struct UpdateForm {
     /// Storage quota in MB; empty: no limit.
     #[serde(default)]
     quota_mb: String,
+    /// A checkbox: absent when unticked (sharing off).
+    sharing: Option<String>,
 }
 
 /// A megabyte as the pages count it (`human_size`).
@@ -134,6 +138,7 @@ pub async fn update(
     let quota = parse_quota(&form.quota_mb)?;
     accounts::update(&state, id, &full_name, form.admin.is_some(), password).await?;
     users::set_quota(&state.db, id, quota).await?;
+    shares::set_sharing_allowed(&state.db, id, form.sharing.is_some()).await?;
     tracing::info!(admin = %admin.user.username, user_id = id, "user modified");
     Ok(Redirect::to("/admin"))
 }

@@ -23,9 +23,9 @@ use crate::templates::{LoginPage, Page};
 /// form, short enough that visitors who only look at it don't pile up rows.
 const ANONYMOUS_SESSION: time::Duration = time::Duration::minutes(30);
 
-/// The login form's token lives in a session; for a visitor who is not logged in, make
-/// that session short-lived.
-async fn login_token(state: &AppState, session: &Session) -> AppResult<String> {
+/// The login form's token lives in a session (so does a share link's password form); for
+/// a visitor who is not logged in, make that session short-lived.
+pub(super) async fn login_token(state: &AppState, session: &Session) -> AppResult<String> {
     if session.get::<i64>(SESSION_USER).await?.is_none() {
         let idle = time::Duration::try_from(state.config.session_idle).unwrap_or(ANONYMOUS_SESSION);
         session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(

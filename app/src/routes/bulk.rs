@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::auth::{csrf, CurrentUser};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-use crate::store::images;
+use crate::store::{albums, images};
+use crate::templates::{AlbumChoosePage, Nav, Page};
 
 /// The most images one request acts on (a page of the grid is at most 500).
 const MAX_SELECTED: usize = 1000;
@@ -22,6 +23,9 @@ struct BulkForm {
     action: String,
     ids: Vec<String>,
     back: Option<String>,
+    /// For "album": the album's id, or `new` (then `new_title` names it).
+    album: Option<String>,
+    new_title: String,
 }
 
 /// The form, by hand: it repeats `ids`, which serde's form decoding can't gather.
@@ -31,6 +35,8 @@ fn parse(body: &[u8]) -> AppResult<BulkForm> {
         action: String::new(),
         ids: Vec::new(),
         back: None,
+        album: None,
+        new_title: String::new(),
     };
     for (k, v) in url::form_urlencoded::parse(body) {
         match k.as_ref() {
@@ -38,6 +44,8 @@ fn parse(body: &[u8]) -> AppResult<BulkForm> {
             "action" => form.action = v.into_owned(),
             "ids" if !v.is_empty() => form.ids.push(v.into_owned()),
             "back" => form.back = Some(v.into_owned()),
+            "album" => form.album = Some(v.into_owned()),
+            "new_title" => form.new_title = v.into_owned(),
             _ => {}
         }
     }
@@ -132,10 +140,55 @@ pub async fn act(
             )
                 .into_response())
         }
+        "album" => {
+            // In the order they were taken (or uploaded), as an album of an outing reads.
+            selected.sort_by_key(|i| (i.details.taken_at.unwrap_or(i.created_at), i.id.clone()));
+            let ids: Vec<String> = selected.iter().map(|i| i.id.clone()).collect();
+            to_album(
+                &state,
+                &current,
+                form.album.as_deref(),
+                &form.new_title,
+                ids,
+            )
+            .await
+        }
         other => Err(AppError::BadRequest(format!(
-            "`{other}` is not something to do with a selection: trash, restore or zip."
+            "`{other}` is not something to do with a selection: trash, restore, zip or album."
         ))),
     }
+}
+
+/// Add the (checked) images to an album: the chosen one, or a new one; without a choice,
+/// the page that asks which.
+async fn to_album(
+    state: &AppState,
+    current: &CurrentUser,
+    album: Option<&str>,
+    new_title: &str,
+    ids: Vec<String>,
+) -> AppResult<Response> {
+    let album = match album {
+        None | Some("") => {
+            let token = csrf::token(&current.session).await?;
+            return Ok(Page::ok(AlbumChoosePage {
+                nav: Some(Nav::new(&current.user, token.clone())),
+                csrf: token,
+                ids,
+                albums: albums::titles(&state.db, current.user.id).await?,
+            })
+            .into_response());
+        }
+        Some("new") => {
+            let title = super::albums::title(new_title)?;
+            let id = albums::create(&state.db, current.user.id, &title, "").await?;
+            albums::owned(&state.db, &id, current.user.id).await?
+        }
+        Some(id) => albums::owned(&state.db, id, current.user.id).await?,
+    }
+    .ok_or(AppError::NotFound)?;
+    let added = albums::add(&state.db, &album, &ids).await?;
+    Ok(Redirect::to(&format!("/albums/{}?added={added}", album.id)).into_response())
 }
 
 #[cfg(test)]

@@ -209,6 +209,11 @@ pub async fn show(
             .trashed_at
             .map(|at| crate::trash::time_left(at, state.config.trash_retention, now_millis())),
         purging: img.purging,
+        in_albums: crate::store::albums::holding(&state.db, current.user.id, &img.id)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.title))
+            .collect(),
     }))
 }
 

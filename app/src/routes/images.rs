@@ -29,7 +29,7 @@ pub async fn download(
 
 /// `attachment` with the file's name: an ASCII stand-in for old clients, and the name
 /// itself percent-encoded as UTF-8 (RFC 6266, RFC 8187).
-fn attachment(name: &str) -> String {
+pub(super) fn attachment(name: &str) -> String {
     let fallback: String = name
         .chars()
         .map(|c| {
@@ -90,28 +90,56 @@ async fn serve(
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| AppError::Internal(e.into()))?;
     let cache = HeaderValue::from_static("private, max-age=31536000, immutable");
 
-    if disposition.is_none()
-        && headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
+    if disposition.is_none() && not_modified(&headers, &etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
         )
             .into_response());
     }
-
     let key = ObjectKey::stored(key)?;
+    respond(
+        &state,
+        &key,
+        content_type,
+        etag_value,
+        Caching::Owner,
+        disposition,
+    )
+    .await
+}
+
+/// Whether the browser's copy (`If-None-Match`) is this one.
+pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// How long a browser keeps what it was sent.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Caching {
+    /// The owner's own images: for a year (keys never change).
+    Owner,
+    /// Through a share link: asked again each time (a revoked link stops at once), and
+    /// a redirect not kept at all.
+    Shared,
+}
+
+/// The object's bytes: streamed from here, or a redirect to a presigned URL (S3);
+/// `disposition` to be saved as a file.
+pub(super) async fn respond(
+    state: &AppState,
+    key: &ObjectKey,
+    content_type: &str,
+    etag: HeaderValue,
+    caching: Caching,
+    disposition: Option<String>,
+) -> AppResult<Response> {
     let delivered = match &disposition {
-        None => state.storage.deliver(&key, content_type).await,
-        Some(d) => {
-            state
-                .storage
-                .deliver_attachment(&key, content_type, d)
-                .await
-        }
+        None => state.storage.deliver(key, content_type).await,
+        Some(d) => state.storage.deliver_attachment(key, content_type, d).await,
     };
     let delivery = match delivered {
         Ok(d) => d,
@@ -122,12 +150,16 @@ async fn serve(
         HeaderValue::from_str(content_type).map_err(|e| AppError::Internal(e.into()))?;
     match delivery {
         Delivery::Stream { body, len } => {
+            let cache = match caching {
+                Caching::Owner => "private, max-age=31536000, immutable",
+                Caching::Shared => "private, no-cache",
+            };
             let mut response = (
                 [
                     (header::CONTENT_TYPE, content_type),
                     (header::CONTENT_LENGTH, HeaderValue::from(len)),
-                    (header::ETAG, etag_value),
-                    (header::CACHE_CONTROL, cache),
+                    (header::ETAG, etag),
+                    (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
                 ],
                 body,
             )
@@ -142,8 +174,11 @@ async fn serve(
         }
         Delivery::Redirect { url, max_age } => {
             let location = HeaderValue::from_str(&url).map_err(|e| AppError::Internal(e.into()))?;
-            let cache = HeaderValue::from_str(&format!("private, max-age={}", max_age.as_secs()))
-                .map_err(|e| AppError::Internal(e.into()))?;
+            let cache = match caching {
+                Caching::Owner => format!("private, max-age={}", max_age.as_secs()),
+                Caching::Shared => "no-store".to_string(),
+            };
+            let cache = HeaderValue::from_str(&cache).map_err(|e| AppError::Internal(e.into()))?;
             Ok((
                 StatusCode::FOUND,
                 [(header::LOCATION, location), (header::CACHE_CONTROL, cache)],

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod albums;
 mod assets;
 mod auth;
 mod bulk;
@@ -9,6 +10,8 @@ mod gallery;
 mod health;
 mod home;
 mod images;
+mod shared;
+mod shares;
 mod trash;
 mod upload;
 
@@ -49,6 +52,15 @@ pub fn router(state: AppState) -> Router {
             upload::reject_oversize,
         ));
 
+    // What a share link's visitor sees (no account): never indexed.
+    let shared = Router::new()
+        .route("/s/{token}", get(shared::page).post(shared::unlock))
+        .route("/s/{token}/i/{id}", get(shared::image))
+        .route("/s/{token}/i/{id}/thumb", get(shared::thumbnail))
+        .route("/s/{token}/i/{id}/screen", get(shared::screen))
+        .route("/s/{token}/i/{id}/original", get(shared::original))
+        .layer(axum::middleware::map_response(shared::noindex));
+
     let pages = Router::new()
         .merge(upload)
         .route("/", get(home::show))
@@ -71,6 +83,15 @@ pub fn router(state: AppState) -> Router {
         .route("/images/{id}/original", get(images::original))
         .route("/images/{id}/download", get(images::download))
         .route("/images/{id}/thumb", get(images::thumbnail))
+        .route("/albums", get(albums::index).post(albums::create))
+        .route("/albums/{id}", get(albums::show).post(albums::update))
+        .route("/albums/{id}/delete", post(albums::delete))
+        .route("/albums/{id}/images", post(albums::image))
+        .route("/albums/{id}/share", post(shares::album))
+        .route("/images/{id}/share", post(shares::image))
+        .route("/shares", get(shares::index))
+        .route("/shares/{id}/revoke", post(shares::revoke))
+        .merge(shared)
         .route("/admin", get(admin::index))
         .route("/admin/users", post(admin::create))
         .route("/admin/users/new", get(admin::new_form))

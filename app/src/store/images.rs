@@ -38,13 +38,14 @@ const INSERTED: &str = "id, owner_id, storage_key, thumb_key, original_name, con
                         thumb_content_type, byte_size, width, height, created_at, taken_at, \
                         camera, lens, focal_length, aperture, exposure, iso, has_location, \
                         location_kept, content_hash";
-const COLUMNS: &str = "id, owner_id, storage_key, thumb_key, original_name, content_type, \
+pub(crate) const COLUMNS: &str =
+    "id, owner_id, storage_key, thumb_key, original_name, content_type, \
                        thumb_content_type, byte_size, width, height, created_at, trashed_at, \
                        purge_token, taken_at, camera, lens, focal_length, aperture, exposure, \
                        iso, CASE WHEN has_location THEN 1 ELSE 0 END AS has_location, \
                        CASE WHEN location_kept THEN 1 ELSE 0 END AS location_kept, content_hash";
 /// In the gallery, not in the trash.
-const LIVE: &str = "trashed_at IS NULL";
+pub(crate) const LIVE: &str = "trashed_at IS NULL";
 
 /// The order of the gallery: by when photos were taken (the upload time for those
 /// without a date), or by when they were uploaded. Newest first either way.
@@ -73,7 +74,7 @@ impl Order {
     }
 }
 
-fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
+pub(crate) fn image_from(row: &sqlx::any::AnyRow) -> Result<Image, sqlx::Error> {
     Ok(Image {
         id: row.try_get("id")?,
         owner_id: row.try_get("owner_id")?,

@@ -1,9 +1,11 @@
 //! Repository functions: every SQL statement lives here, written once for both backends
 //! (numbered `$n` parameters work on Postgres and SQLite alike).
 
+pub mod albums;
 pub mod changes;
 pub mod images;
 pub mod sessions;
+pub mod shares;
 pub mod throttle;
 pub mod users;
 

@@ -55,3 +55,17 @@ pub async fn delete_expired(db: &Db, window_ms: i64) -> Result<u64, sqlx::Error>
         .await?;
     Ok(r.rows_affected())
 }
+
+/// Attempts counted for `key` in its current window (0 when its window is over).
+pub async fn counted(db: &Db, key: &str, window_ms: i64) -> Result<i64, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT failures FROM login_throttle WHERE key = $1 AND window_start > $2")
+            .bind(key)
+            .bind(now_millis() - window_ms)
+            .fetch_optional(db.pool()?)
+            .await?;
+    match row {
+        Some(r) => r.try_get("failures"),
+        None => Ok(0),
+    }
+}

@@ -24,6 +24,10 @@ pub struct UserSummary {
     pub full_name: String,
     pub is_admin: bool,
     pub image_count: i64,
+    /// Share links that still open (not revoked, not expired).
+    pub link_count: i64,
+    /// An admin has not turned sharing off.
+    pub sharing_allowed: bool,
 }
 
 pub struct NewUser<'a> {
@@ -92,11 +96,15 @@ pub async fn credentials(db: &Db, username: &str) -> Result<Option<(User, String
 pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT u.id, u.username, u.full_name, CASE WHEN u.is_admin THEN 1 ELSE 0 END AS is_admin, \
-         COUNT(i.id) AS image_count \
+         COUNT(i.id) AS image_count, \
+         CASE WHEN u.sharing_disabled THEN 0 ELSE 1 END AS sharing, \
+         (SELECT COUNT(*) FROM share_links s WHERE s.owner_id = u.id \
+          AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $1)) AS link_count \
          FROM users u LEFT JOIN images i ON i.owner_id = u.id \
-         GROUP BY u.id, u.username, u.full_name, u.is_admin \
+         GROUP BY u.id, u.username, u.full_name, u.is_admin, u.sharing_disabled \
          ORDER BY u.username",
     )
+    .bind(crate::db::now_millis())
     .fetch_all(db.pool()?)
     .await?;
     rows.iter()
@@ -107,6 +115,8 @@ pub async fn list_with_counts(db: &Db) -> Result<Vec<UserSummary>, sqlx::Error> 
                 full_name: row.try_get("full_name")?,
                 is_admin: flag(row)?,
                 image_count: row.try_get("image_count")?,
+                link_count: row.try_get("link_count")?,
+                sharing_allowed: row.try_get::<i64, _>("sharing")? != 0,
             })
         })
         .collect()

@@ -18,5 +18,6 @@ mod failures;
 mod gallery;
 mod health;
 mod processes;
+mod sharing;
 mod trash;
 mod upload;

@@ -618,8 +618,147 @@ async fn without_a_configured_password_the_first_admin_gets_a_generated_one_show
     );
 }
 
+/// A share link revoked on one instance is refused by the other at once: links are read
+/// from the database on every request, never from a cache.
+async fn a_link_revoked_on_one_instance_is_refused_by_the_other(b: Backend) {
+    let data = Data::new(b).await;
+    let one = spawn_server(&data, &[]);
+    let two = spawn_server(&data, &[]);
+    wait_ready(&one.base).await;
+    wait_ready(&two.base).await;
+    let (ok, _, err) = cli(
+        &data,
+        &["users", "add", "alice", "--full-name", "Alice"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "{err}");
+    let (one, two) = (one.base.clone(), two.base.clone());
+    let alice = browser();
+    assert_eq!(
+        login(&one, &alice, "alice", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = |base: &str, path: &str| {
+        let (alice, url) = (alice.clone(), format!("{base}{path}"));
+        async move { alice.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let token = csrf_in(&page(&one, "/upload").await);
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", token.clone())
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(distinct_png(7)).file_name("seven.png"),
+        );
+    let r = alice
+        .post(format!("{one}/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let id = data.query_strings("SELECT id FROM images").await.remove(0);
+    let shared = |token: &str| {
+        let (alice, url, token) = (
+            alice.clone(),
+            format!("{one}/images/{id}/share"),
+            token.to_string(),
+        );
+        async move {
+            let html = alice
+                .post(url)
+                .form(&[("csrf", token)])
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let start = html.find("/s/").expect("link shown");
+            let end = html[start..].find('"').unwrap();
+            html[start..start + end].to_string()
+        }
+    };
+    let first = shared(&token).await;
+    let second = shared(&token).await;
+
+    // The visitor opens both on instance two (its caches warm), then the first is revoked
+    // on instance one: instance two refuses it on the very next request.
+    let visitor = browser();
+    let status = |base: &str, path: &str| {
+        let (visitor, url) = (visitor.clone(), format!("{base}{path}"));
+        async move { visitor.get(url).send().await.unwrap().status() }
+    };
+    for link in [&first, &second] {
+        assert_eq!(status(&two, link).await, StatusCode::OK);
+        assert_ne!(
+            status(&two, &format!("{link}/i/{id}/thumb")).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let token = csrf_in(&page(&one, "/shares").await);
+    let link_of = data
+        .query_strings(&format!(
+            "SELECT id FROM share_links WHERE token_hash = '{}'",
+            sha256_hex(first.trim_start_matches("/s/"))
+        ))
+        .await
+        .remove(0);
+    let r = alice
+        .post(format!("{one}/shares/{link_of}/revoke"))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status(&two, &first).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status(&two, &format!("{first}/i/{id}/thumb")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(&two, &second).await,
+        StatusCode::OK,
+        "the other link still opens"
+    );
+
+    // Sharing turned off for alice from instance two: her remaining link stops on one.
+    let admin = browser();
+    assert_eq!(
+        login(&two, &admin, "admin", ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let alice_id = data
+        .count("SELECT id FROM users WHERE username = 'alice'")
+        .await;
+    let form = admin
+        .get(format!("{two}/admin/users/{alice_id}/edit"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = admin
+        .post(format!("{two}/admin/users/{alice_id}"))
+        .form(&[("csrf", csrf_in(&form).as_str()), ("full_name", "Alice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status(&one, &second).await, StatusCode::NOT_FOUND);
+}
+
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 both_backends!(
     a_session_made_on_one_instance_works_on_another,
+    a_link_revoked_on_one_instance_is_refused_by_the_other,
     a_revocation_on_one_instance_is_honoured_by_the_other,
     sigterm_reports_not_ready_keeps_serving_then_exits,
     users_can_be_managed_from_the_shell,

@@ -1,6 +1,10 @@
 //! Askama page structs (templates live in `app/templates/`, auto-escaped) and the one
 //! wrapper that turns any of them into a response.
 
+mod albums;
+
+pub use albums::*;
+
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -284,6 +288,8 @@ pub struct ImagePage {
     pub trashed: Option<String>,
     /// The purge has claimed it; it can't be restored.
     pub purging: bool,
+    /// The albums it is in.
+    pub in_albums: Vec<(String, String)>,
 }
 
 /// An image in the trash, with when it goes for good.
@@ -371,6 +377,7 @@ pub struct UserFormPage {
     pub user: Option<User>,
     /// The user's storage quota in MB, empty for none.
     pub quota_mb: String,
+    pub sharing_allowed: bool,
 }
 
 #[derive(Template)]

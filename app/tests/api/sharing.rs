@@ -1,0 +1,667 @@
+//! Albums and share links: what their owner does, what a visitor without an account
+//! sees, and every way a link stops working (all the same 404).
+
+use reqwest::{Client, StatusCode};
+
+use crate::helpers::*;
+
+/// Create an album through its form; its id.
+pub async fn make_album(app: &TestApp, client: &Client, title: &str) -> String {
+    let token = app.csrf(client, "/albums").await;
+    let r = app
+        .post_form(
+            client,
+            "/albums",
+            &[("csrf", &token), ("title", title), ("description", "")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "create album {title}");
+    location(&r).trim_start_matches("/albums/").to_string()
+}
+
+/// Add images to an album through the bulk form; the redirect's target.
+pub async fn add_to_album(app: &TestApp, client: &Client, album: &str, ids: &[&str]) -> String {
+    let token = app.csrf(client, "/gallery").await;
+    let mut form = vec![
+        ("csrf", token.as_str()),
+        ("action", "album"),
+        ("album", album),
+    ];
+    form.extend(ids.iter().map(|id| ("ids", *id)));
+    let r = app.post_form(client, "/images/bulk", &form).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    location(&r)
+}
+
+/// Make a link from `path` (`/albums/{id}/share` or `/images/{id}/share`); its `/s/...`
+/// path, read from the page that shows it once.
+pub async fn share(app: &TestApp, client: &Client, path: &str, extra: &[(&str, &str)]) -> String {
+    let token = app.csrf(client, "/albums").await;
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend_from_slice(extra);
+    let r = app.post_form(client, path, &form).await;
+    assert_eq!(r.status(), StatusCode::OK, "share {path}");
+    let html = r.text().await.unwrap();
+    let start = html.find("/s/").expect("the link is shown");
+    let end = html[start..].find('"').unwrap();
+    let link = &html[start..start + end];
+    assert_eq!(link.len(), "/s/".len() + 43, "a 256-bit token: {link}");
+    link.to_string()
+}
+
+/// A response's status and bytes, following one redirect to storage (S3).
+async fn fetch(client: &Client, url: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = client.get(url).send().await.unwrap();
+    let r = if r.status() == StatusCode::FOUND {
+        assert_eq!(r.headers()["cache-control"], "no-store", "{url}");
+        let to = location(&r);
+        assert!(!to.contains("/s/"), "storage is reached by a presigned URL");
+        Client::new().get(to).send().await.unwrap()
+    } else {
+        r
+    };
+    let status = r.status();
+    let headers = r.headers().clone();
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+/// Whether these bytes hold EXIF, or a position anywhere.
+fn has_metadata(bytes: &[u8]) -> bool {
+    let exif = exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(bytes))
+        .is_ok();
+    exif || has_position(bytes)
+}
+
+fn has_position(bytes: &[u8]) -> bool {
+    let exif = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes));
+    let gps = exif.is_ok_and(|e| {
+        e.fields()
+            .any(|f| matches!(f.tag, exif::Tag::GPSLatitude | exif::Tag::GPSLongitude))
+    });
+    gps || bytes.windows(11).any(|w| w == b"GPSLatitude")
+}
+
+/// Keep locations in originals (the owner's setting), so sharing has one to remove.
+async fn keep_locations(app: &TestApp, client: &Client) {
+    let token = app.csrf(client, "/account").await;
+    let r = app
+        .post_form(
+            client,
+            "/account/privacy",
+            &[("csrf", &token), ("keep_location", "on")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+fn ids_in(html: &str, prefix: &str) -> Vec<String> {
+    html.match_indices("/thumb\"")
+        .filter_map(|(end, _)| html[..end].rsplit(prefix).next().map(String::from))
+        .collect()
+}
+
+async fn album_action(
+    app: &TestApp,
+    client: &Client,
+    album: &str,
+    token: &str,
+    image: &str,
+    action: &str,
+) -> StatusCode {
+    app.post_form(
+        client,
+        &format!("/albums/{album}/images"),
+        &[("csrf", token), ("image", image), ("action", action)],
+    )
+    .await
+    .status()
+}
+
+async fn an_album_is_made_ordered_shared_with_a_password_and_revoked(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    keep_locations(&app, &alice).await;
+    app.upload(&alice, &[("eiffel.jpg", photo("exif-gps.jpg"))])
+        .await;
+    app.upload(&alice, &[("one.png", distinct_png(1))]).await;
+    app.upload(&alice, &[("two.png", distinct_png(2))]).await;
+    let ids = app.gallery_ids(&alice, "/gallery?sort=uploaded").await;
+    let (two, one, eiffel) = (&ids[0], &ids[1], &ids[2]);
+
+    // An album, its photos added from a selection (in the order they were taken, a second
+    // add of the same one changes nothing), moved, a cover chosen.
+    let album = make_album(&app, &alice, "Paris 2024").await;
+    let to = add_to_album(&app, &alice, &album, &[eiffel, one]).await;
+    assert_eq!(to, format!("/albums/{album}?added=2"));
+    assert_eq!(
+        add_to_album(&app, &alice, &album, &[one, two]).await,
+        format!("/albums/{album}?added=1")
+    );
+    let page = app.page(&alice, &to).await;
+    assert!(page.contains("2 photos added.") && page.contains("Paris 2024"));
+    let in_album = ids_in(
+        &app.page(&alice, &format!("/albums/{album}")).await,
+        "/images/",
+    );
+    let order: Vec<&str> = in_album.iter().map(String::as_str).collect();
+    assert_eq!(order, [eiffel.as_str(), one, two]);
+    let token = app.csrf(&alice, &format!("/albums/{album}")).await;
+    assert_eq!(
+        album_action(&app, &alice, &album, &token, two, "up").await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        album_action(&app, &alice, &album, &token, two, "cover").await,
+        StatusCode::SEE_OTHER
+    );
+    let page = app.page(&alice, &format!("/albums/{album}")).await;
+    let order = ids_in(&page, "/images/");
+    assert_eq!(order, [eiffel.clone(), two.clone(), one.clone()]);
+    let albums = app.page(&alice, "/albums").await;
+    assert!(
+        albums.contains(&format!("/images/{two}/thumb")),
+        "the cover: {albums}"
+    );
+    assert!(albums.contains("3 photos"));
+    assert!(app
+        .page(&alice, &format!("/images/{one}"))
+        .await
+        .contains(&format!("<a href=\"/albums/{album}\">Paris 2024</a>")));
+
+    // Shared with a password, originals allowed.
+    let link = share(
+        &app,
+        &alice,
+        &format!("/albums/{album}/share"),
+        &[
+            ("password", "grandma-2024"),
+            ("expires_days", "30"),
+            ("allow_download", "1"),
+        ],
+    )
+    .await;
+    let token_hash = app
+        .data
+        .query_strings("SELECT token_hash FROM share_links")
+        .await;
+    assert_eq!(token_hash.len(), 1);
+    assert!(
+        !token_hash[0].contains(&link[3..]),
+        "only the token's hash is stored"
+    );
+
+    // A visitor without an account: the password first, nothing shown before it.
+    let visitor = browser();
+    let r = visitor.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-robots-tag"], "noindex, nofollow, noarchive");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    assert!(r.headers().contains_key("content-security-policy"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("These photos are protected") && html.contains("noindex"));
+    assert!(!html.contains("/logout") && !html.contains("Paris 2024"));
+    let (status, _, _) = fetch(&visitor, &app.url(&format!("{link}/i/{one}/thumb"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "locked: no image either");
+    let csrf = csrf_in(&html);
+    let r = visitor
+        .post(app.url(&link))
+        .form(&[("password", "grandma-2024")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "the form's token is required"
+    );
+    let r = visitor
+        .post(app.url(&link))
+        .form(&[("csrf", csrf.as_str()), ("password", "grandpa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "a wrong password is a 404"
+    );
+    let r = visitor
+        .post(app.url(&link))
+        .form(&[("csrf", csrf.as_str()), ("password", "grandma-2024")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), link);
+
+    // The grid, in the album's order, and nothing else of alice's.
+    let r = visitor.get(app.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert_eq!(ids_in(&html, &format!("{link}/i/")), order);
+    for absent in ["/gallery", "/albums", "/logout", "/images/", "alice"] {
+        assert!(!html.contains(absent), "{absent} on the shared page");
+    }
+    // The viewer: previous and next in the album's order.
+    let viewer = visitor
+        .get(app.url(&format!("{link}/i/{two}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(viewer.contains(&format!("href=\"{link}/i/{eiffel}\" rel=\"prev\"")));
+    assert!(viewer.contains(&format!("href=\"{link}/i/{one}\" rel=\"next\"")));
+    assert!(viewer.contains(&format!("{link}/i/{two}/original")));
+
+    // Every byte a visitor gets: no EXIF, no position; the original only without it.
+    for id in &order {
+        for what in ["thumb", "screen"] {
+            let (status, headers, bytes) =
+                fetch(&visitor, &app.url(&format!("{link}/i/{id}/{what}"))).await;
+            assert_eq!(status, StatusCode::OK, "{what} of {id}");
+            assert!(!has_metadata(&bytes), "{what} of {id} carries metadata");
+            assert!(headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("image/"));
+        }
+    }
+    let (_, _, screen) = fetch(&visitor, &app.url(&format!("{link}/i/{eiffel}/screen"))).await;
+    let screen = image::load_from_memory(&screen).unwrap();
+    assert_eq!(
+        (screen.width(), screen.height()),
+        (640, 427),
+        "small ones stay their size"
+    );
+    let (status, headers, original) =
+        fetch(&visitor, &app.url(&format!("{link}/i/{eiffel}/original"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !has_position(&original),
+        "the shared original has no position"
+    );
+    assert!(has_position(&photo("exif-gps.jpg")));
+    assert_eq!(original.len(), photo("exif-gps.jpg").len());
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("eiffel.jpg"));
+    // The owner still has it (her setting keeps it).
+    let mine = alice
+        .get(app.url(&format!("/images/{eiffel}/download")))
+        .send()
+        .await
+        .unwrap();
+    let mine = match mine.status() {
+        StatusCode::FOUND => reqwest::get(location(&mine)).await.unwrap(),
+        _ => mine,
+    };
+    assert_eq!(mine.bytes().await.unwrap().to_vec(), photo("exif-gps.jpg"));
+    // An image of alice's not in the album is not reachable through the link.
+    app.upload(&alice, &[("private.png", distinct_png(3))])
+        .await;
+    let private = app
+        .gallery_ids(&alice, "/gallery?sort=uploaded")
+        .await
+        .remove(0);
+    for path in ["", "/thumb", "/screen", "/original"] {
+        let (status, _, _) = fetch(&visitor, &app.url(&format!("{link}/i/{private}{path}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+
+    // Visits and last use, on the owner's page of links.
+    let links = app.page(&alice, "/shares").await;
+    assert!(links.contains("<td>Paris 2024</td>"), "{links}");
+    assert!(
+        links.contains("<td>1</td>"),
+        "one visit of the grid: {links}"
+    );
+
+    // Trashing a photo takes it out of the shared views at once.
+    let token = app.csrf(&alice, "/gallery").await;
+    app.post_form(
+        &alice,
+        &format!("/images/{one}/delete"),
+        &[("csrf", &token)],
+    )
+    .await;
+    let html = visitor
+        .get(app.url(&link))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids_in(&html, &format!("{link}/i/")),
+        [eiffel.clone(), two.clone()]
+    );
+    let (status, _, _) = fetch(&visitor, &app.url(&format!("{link}/i/{one}/screen"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Revoked (the form's token required): the link and every image behind it are gone.
+    let link_id = app
+        .data
+        .query_strings("SELECT id FROM share_links")
+        .await
+        .remove(0);
+    let r = app
+        .post_form(&alice, &format!("/shares/{link_id}/revoke"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let token = app.csrf(&alice, "/shares").await;
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/shares/{link_id}/revoke"),
+            &[("csrf", &token), ("back", &format!("/albums/{album}"))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/albums/{album}"));
+    for path in [
+        String::new(),
+        format!("/i/{two}"),
+        format!("/i/{two}/thumb"),
+    ] {
+        let (status, _, _) = fetch(&visitor, &app.url(&format!("{link}{path}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} after revocation");
+    }
+    assert!(app.page(&alice, "/shares").await.contains("revoked"));
+
+    // Deleting the album keeps its photos.
+    let token = app.csrf(&alice, "/albums").await;
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/albums/{album}/delete"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(location(&r), "/albums");
+    assert_eq!(app.gallery_ids(&alice, "/gallery").await.len(), 3);
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM share_links").await, 0);
+}
+
+async fn every_link_that_does_not_work_answers_the_same_404(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    app.upload(&alice, &[("one.png", distinct_png(1))]).await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+
+    // One image, no download of the original, no password.
+    let link = share(&app, &alice, &format!("/images/{id}/share"), &[]).await;
+    let visitor = browser();
+    let page = app.page(&visitor, &link).await;
+    assert!(page.contains(&format!("{link}/i/{id}/screen")));
+    assert!(!page.contains("/original"), "no download offered");
+    let (status, _, _) = fetch(&visitor, &app.url(&format!("{link}/i/{id}/original"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "download not allowed");
+    let (status, _, bytes) = fetch(&visitor, &app.url(&format!("{link}/i/{id}/screen"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!has_metadata(&bytes));
+
+    // Bad settings are refused with what is wrong, and no link is made.
+    let token = app.csrf(&alice, "/gallery").await;
+    for (days, why) in [("0", "from 1 to 3650"), ("soon", "not a number")] {
+        let r = app
+            .post_form(
+                &alice,
+                &format!("/images/{id}/share"),
+                &[("csrf", &token), ("expires_days", days)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains(why));
+    }
+    let r = app
+        .post_form(&alice, &format!("/images/{id}/share"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "CSRF");
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM share_links").await, 1);
+
+    // The 404 of a made-up token, the model for all the others.
+    let unknown = format!("/s/{}", "A".repeat(43));
+    let r = visitor.get(app.url(&unknown)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let model = r.text().await.unwrap();
+    let same = |html: String, what: &str| assert_eq!(html, model, "{what}: not the same 404");
+    same(
+        visitor
+            .get(app.url("/s/short"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "malformed",
+    );
+
+    // Expired.
+    let expired = share(
+        &app,
+        &alice,
+        &format!("/images/{id}/share"),
+        &[("expires_days", "1")],
+    )
+    .await;
+    assert_eq!(app.get(&visitor, &expired).await.status(), StatusCode::OK);
+    app.data
+        .execute("UPDATE share_links SET expires_at = 1000 WHERE expires_at IS NOT NULL")
+        .await;
+    let r = app.get(&visitor, &expired).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    same(r.text().await.unwrap(), "expired");
+    assert!(app.page(&alice, "/shares").await.contains("expired"));
+
+    // A wrong password (and a password for a link that has none: the same).
+    let locked = share(
+        &app,
+        &alice,
+        &format!("/images/{id}/share"),
+        &[("password", "secret")],
+    )
+    .await;
+    let csrf = csrf_in(&app.page(&visitor, &locked).await);
+    for (path, what) in [(&locked, "wrong password"), (&unknown, "unknown, posted")] {
+        let r = visitor
+            .post(app.url(path))
+            .form(&[("csrf", csrf.as_str()), ("password", "guess")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{what}");
+        same(r.text().await.unwrap(), what);
+    }
+
+    // Trashed image.
+    let token = app.csrf(&alice, "/gallery").await;
+    app.post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
+        .await;
+    let r = app.get(&visitor, &link).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    same(r.text().await.unwrap(), "image in the trash");
+    // ...and one that cannot be shared while it is there.
+    let r = app
+        .post_form(&alice, &format!("/images/{id}/share"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn another_users_albums_images_and_links_are_404(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.upload(&alice, &[("a.png", distinct_png(1))]).await;
+    app.upload(&bob, &[("b.png", distinct_png(2))]).await;
+    let a_img = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let b_img = app.gallery_ids(&bob, "/gallery").await.remove(0);
+    let a_album = make_album(&app, &alice, "Alice's").await;
+    add_to_album(&app, &alice, &a_album, &[&a_img]).await;
+    share(&app, &alice, &format!("/albums/{a_album}/share"), &[]).await;
+    let a_link = app
+        .data
+        .query_strings("SELECT id FROM share_links")
+        .await
+        .remove(0);
+    let b_album = make_album(&app, &bob, "Bob's").await;
+
+    assert_eq!(
+        app.get(&bob, &format!("/albums/{a_album}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(!app.page(&bob, "/albums").await.contains("Alice's"));
+    assert!(!app.page(&bob, "/shares").await.contains("Alice's"));
+    let token = app.csrf(&bob, "/albums").await;
+    for (path, form) in [
+        (format!("/albums/{a_album}"), vec![("title", "mine now")]),
+        (format!("/albums/{a_album}/delete"), vec![]),
+        (
+            format!("/albums/{a_album}/images"),
+            vec![("image", a_img.as_str()), ("action", "remove")],
+        ),
+        (format!("/albums/{a_album}/share"), vec![]),
+        (format!("/images/{a_img}/share"), vec![]),
+        (format!("/shares/{a_link}/revoke"), vec![]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &token));
+        let r = app.post_form(&bob, &path, &form).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // Adding: alice's image to bob's album, or bob's image to alice's album.
+    let gallery_token = app.csrf(&bob, "/gallery").await;
+    for (album, image) in [(&b_album, &a_img), (&a_album, &b_img)] {
+        let r = app
+            .post_form(
+                &bob,
+                "/images/bulk",
+                &[
+                    ("csrf", &gallery_token),
+                    ("action", "album"),
+                    ("album", album),
+                    ("ids", image),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{album} {image}");
+    }
+    // Bob's own image in his own album: fine; cover or move of an image not in it: 404.
+    add_to_album(&app, &bob, &b_album, &[&b_img]).await;
+    let r = app
+        .post_form(
+            &bob,
+            &format!("/albums/{b_album}/images"),
+            &[("csrf", &token), ("image", &a_img), ("action", "cover")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Nothing of alice's changed.
+    assert_eq!(
+        app.data
+            .query_strings("SELECT title FROM albums ORDER BY title")
+            .await,
+        ["Alice's", "Bob's"]
+    );
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM album_images").await, 2);
+    assert_eq!(
+        app.data
+            .count("SELECT COUNT(*) FROM share_links WHERE revoked_at IS NULL")
+            .await,
+        1
+    );
+    // Every form of the album pages needs its token.
+    for path in [
+        "/albums".to_string(),
+        format!("/albums/{b_album}"),
+        format!("/albums/{b_album}/delete"),
+        format!("/albums/{b_album}/images"),
+        format!("/albums/{b_album}/share"),
+    ] {
+        let r = app.post_form(&bob, &path, &[("title", "x")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} without a token");
+    }
+    let r = app
+        .post_form(&bob, "/albums", &[("csrf", &token), ("title", "  ")])
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("an album needs a title"));
+}
+
+async fn guessing_links_is_throttled_per_client(b: Backend) {
+    let app = TestApp::spawn_with(b, &["--login-max-failures", "2"]).await;
+    // Two failures allowed per login: four times as many for links (one office, one
+    // address), then the client is refused before anything is looked up.
+    let guesser = browser();
+    for n in 0..8 {
+        let r = app
+            .get(&guesser, &format!("/s/{:A>43}", n.to_string()))
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "guess {n}");
+    }
+    let r = app.get(&guesser, &format!("/s/{}", "B".repeat(43))).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+async fn an_admin_turns_sharing_off_and_every_link_stops(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    app.upload(&alice, &[("one.png", distinct_png(1))]).await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let link = share(&app, &alice, &format!("/images/{id}/share"), &[]).await;
+    let visitor = browser();
+    assert_eq!(app.get(&visitor, &link).await.status(), StatusCode::OK);
+
+    let admin = app.admin().await;
+    let users = app.page(&admin, "/admin").await;
+    assert!(users.contains("<th>Share links</th>"));
+    let alice_id = app
+        .data
+        .query_strings("SELECT CAST(id AS TEXT) FROM users WHERE username = 'alice'")
+        .await
+        .remove(0);
+    let edit = format!("/admin/users/{alice_id}/edit");
+    let form = app.page(&admin, &edit).await;
+    assert!(form.contains("name=\"sharing\" checked"), "{form}");
+    let token = csrf_in(&form);
+    // Saved with the box unticked: sharing off.
+    let r = app
+        .post_form(
+            &admin,
+            &format!("/admin/users/{alice_id}"),
+            &[("csrf", &token), ("full_name", "Alice")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app.page(&admin, "/admin").await.contains("(sharing off)"));
+    assert_eq!(
+        app.get(&visitor, &link).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let token = app.csrf(&alice, "/gallery").await;
+    let r = app
+        .post_form(&alice, &format!("/images/{id}/share"), &[("csrf", &token)])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no new links either");
+    assert!(app
+        .page(
+            &alice,
+            &format!("/albums/{}", make_album(&app, &alice, "x").await)
+        )
+        .await
+        .contains("turned sharing off"));
+}
+
+both_backends!(
+    an_album_is_made_ordered_shared_with_a_password_and_revoked,
+    every_link_that_does_not_work_answers_the_same_404,
+    another_users_albums_images_and_links_are_404,
+    guessing_links_is_throttled_per_client,
+    an_admin_turns_sharing_off_and_every_link_stops,
+);
