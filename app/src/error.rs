@@ -14,6 +14,9 @@ pub enum AppError {
     NotFound,
     #[error("forbidden")]
     Forbidden,
+    /// Refused for this user, with why (an admin turned a feature off).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     #[error("login required")]
     LoginRequired { next: String },
     #[error("the form has expired or did not come from this site")]
@@ -95,6 +98,7 @@ impl AppError {
                 "Forbidden",
                 "Only administrators can open this page.".to_string(),
             ),
+            AppError::NotAllowed(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
             AppError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "Form expired",
@@ -110,7 +114,7 @@ impl AppError {
             AppError::TooManyRequests { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
-                format!("Too many failed logins. Try again in {retry_after_secs} seconds."),
+                format!("Too many failed attempts. Try again in {retry_after_secs} seconds."),
             ),
             AppError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

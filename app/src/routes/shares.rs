@@ -96,7 +96,9 @@ async fn create(
     back: &str,
 ) -> AppResult<Response> {
     if !shares::sharing_allowed(&state.db, current.user.id).await? {
-        return Err(AppError::Forbidden);
+        return Err(AppError::NotAllowed(
+            "Sharing: an administrator has turned sharing off for your account.".into(),
+        ));
     }
     let expires_at = sharing::expiry(&form.expires_days)?;
     if form.password.chars().count() > PASSWORD_MAX {

@@ -649,6 +649,11 @@ async fn an_admin_turns_sharing_off_and_every_link_stops(b: Backend) {
         .post_form(&alice, &format!("/images/{id}/share"), &[("csrf", &token)])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no new links either");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("turned sharing off for your account"));
     assert!(app
         .page(
             &alice,
