@@ -89,8 +89,10 @@ pub async fn delete(db: &Db, storage: &dyn Storage, id: i64) -> AppResult<()> {
     }
     let known = images::keys_for_owner(db, id).await?;
     for (original, thumb) in &known {
+        let thumb = ObjectKey::stored(thumb)?;
         storage.delete(&ObjectKey::stored(original)?).await?;
-        storage.delete(&ObjectKey::stored(thumb)?).await?;
+        storage.delete(&thumb.screen()).await?;
+        storage.delete(&thumb).await?;
     }
     let (change, deleted) = users::delete(db, id).await?;
     match change {
@@ -103,8 +105,9 @@ pub async fn delete(db: &Db, storage: &dyn Storage, id: i64) -> AppResult<()> {
         }
     }
     for (original, thumb) in deleted.iter().filter(|k| !known.contains(k)) {
-        for key in [original, thumb] {
-            if let Err(e) = storage.delete(&ObjectKey::stored(key)?).await {
+        let thumb = ObjectKey::stored(thumb)?;
+        for key in [ObjectKey::stored(original)?, thumb.screen(), thumb] {
+            if let Err(e) = storage.delete(&key).await {
                 tracing::error!(key = key.as_str(), error = %e, "could not remove an object of a deleted user");
             }
         }

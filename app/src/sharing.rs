@@ -77,18 +77,21 @@ async fn failed(state: &AppState, client: IpAddr) -> AppError {
     AppError::NotFound
 }
 
-/// The link this token opens, if it works now (the password aside).
+/// The link this token opens, if it works now (the password aside). For the link's own
+/// page: a token that opens nothing counts as a failed guess.
 pub async fn open(state: &AppState, token: &str, client: IpAddr) -> AppResult<ShareLink> {
     check_client(state, client).await?;
-    let link = if well_formed(token) {
-        shares::usable(&state.db, &hash_token(token)).await?
-    } else {
-        None
-    };
-    match link {
+    match lookup(state, token).await? {
         Some(link) => Ok(link),
         None => Err(failed(state, client).await),
     }
+}
+
+async fn lookup(state: &AppState, token: &str) -> AppResult<Option<ShareLink>> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
+    Ok(shares::usable(&state.db, &hash_token(token)).await?)
 }
 
 /// Whether this visitor may see the link's contents: it has no password, or they gave it.
@@ -100,23 +103,59 @@ pub async fn unlocked(session: &Session, link: &ShareLink) -> AppResult<bool> {
     Ok(ids.contains(&link.id))
 }
 
-/// The link, opened and unlocked; a locked one is the same 404 (its page asks for the
-/// password; its images are not served).
+/// The link, opened and unlocked, for the images behind it; anything else is the same
+/// 404. Not counted as guesses (a page left open after its link was revoked asks for
+/// dozens of images; an image's id is a random uuid, so these answers tell a guesser
+/// nothing), but a client over the limit is refused here too.
 pub async fn open_unlocked(
     state: &AppState,
     session: &Session,
     token: &str,
     client: IpAddr,
 ) -> AppResult<ShareLink> {
-    let link = open(state, token, client).await?;
-    if !unlocked(session, &link).await? {
-        return Err(failed(state, client).await);
+    check_client(state, client).await?;
+    match lookup(state, token).await? {
+        Some(link) if unlocked(session, &link).await? => Ok(link),
+        _ => Err(AppError::NotFound),
     }
-    Ok(link)
 }
 
-/// Check a password for the token's link; right: this visitor's session remembers it.
-/// Wrong, or no such link: the same 404, after the same work (one argon2 verification).
+/// Count a password attempt against the client and the link *before* it is checked, in
+/// one atomic statement each (as logins are), so attempts sent at once can't all slip
+/// past the limit while argon2 runs; over either limit: 429, the attempt not counted.
+async fn begin_attempt(state: &AppState, keys: &[String]) -> AppResult<()> {
+    let mut counted: Vec<&str> = Vec::new();
+    let mut over = None;
+    for key in keys {
+        let (n, until) = match throttle::count_attempt(&state.db, key, window_ms(state)).await {
+            Ok(c) => c,
+            Err(e) => {
+                for k in &counted {
+                    let _ = throttle::uncount_attempt(&state.db, k).await;
+                }
+                return Err(e.into());
+            }
+        };
+        counted.push(key);
+        if n > limit(state) {
+            over = Some(over.map_or(until, |u: i64| u.max(until)));
+        }
+    }
+    if let Some(until) = over {
+        for k in &counted {
+            throttle::uncount_attempt(&state.db, k).await?;
+        }
+        let secs = ((until - now_millis()).max(1000) + 999) / 1000;
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: secs as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Check a password for the token's link; right: this visitor's session (under a new
+/// id) remembers it. Wrong, or no such link: the same 404, after the same work (one
+/// argon2 verification). Attempts are limited per client and per link.
 pub async fn unlock(
     state: &AppState,
     session: &Session,
@@ -125,11 +164,12 @@ pub async fn unlock(
     given: String,
 ) -> AppResult<()> {
     check_client(state, client).await?;
-    let link = if well_formed(token) {
-        shares::usable(&state.db, &hash_token(token)).await?
-    } else {
-        None
-    };
+    let link = lookup(state, token).await?;
+    let mut keys = vec![client_key(client)];
+    if let Some(link) = &link {
+        keys.push(format!("share-link:{}", link.id));
+    }
+    begin_attempt(state, &keys).await?;
     let stored = link.as_ref().and_then(|l| l.password_hash.clone());
     let right = state
         .blocking(move || password::verify(&given, stored.as_deref()))
@@ -137,6 +177,9 @@ pub async fn unlock(
         .map_err(AppError::Internal)?;
     match link {
         Some(link) if right => {
+            for k in &keys {
+                throttle::uncount_attempt(&state.db, k).await?;
+            }
             let mut ids: Vec<String> = session.get(UNLOCKED).await?.unwrap_or_default();
             if !ids.contains(&link.id) {
                 ids.push(link.id);
@@ -144,11 +187,25 @@ pub async fn unlock(
                 if ids.len() > 20 {
                     ids.remove(0);
                 }
-                session.insert(UNLOCKED, ids).await?;
             }
+            // A session id planted before the password was given is worthless after it.
+            session.cycle_id().await?;
+            session.insert(UNLOCKED, ids).await?;
             Ok(())
         }
-        _ => Err(failed(state, client).await),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// A request path fit for a log: a share link's token replaced by `…` (the query, which
+/// holds nothing secret here, is not part of it).
+pub fn redacted(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/s/") {
+        Some(rest) => {
+            let after = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("/s/…{after}").into()
+        }
+        None => path.into(),
     }
 }
 
@@ -182,6 +239,15 @@ mod tests {
         assert!(!ha.contains(&a));
         assert!(!well_formed("short"));
         assert!(!well_formed(&format!("{}!", &a[..42])));
+    }
+
+    #[test]
+    fn a_logged_path_has_no_token() {
+        let (token, _) = new_token();
+        let path = format!("/s/{token}/i/abc/thumb");
+        assert_eq!(redacted(&path), "/s/…/i/abc/thumb");
+        assert_eq!(redacted(&format!("/s/{token}")), "/s/…");
+        assert_eq!(redacted("/gallery"), "/gallery");
     }
 
     #[test]

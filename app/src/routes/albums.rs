@@ -179,6 +179,8 @@ pub struct ImageForm {
     /// `up`, `down`, `cover` or `remove`.
     #[serde(default)]
     action: String,
+    /// Where to go afterwards (a local path: the viewer's "remove"); the album by default.
+    back: Option<String>,
 }
 
 /// One image of the album: move it earlier or later, make it the cover, take it out.
@@ -205,7 +207,11 @@ pub async fn image(
         // Not an image of this album (or already at that end: `shift` says true then).
         return Err(AppError::NotFound);
     }
-    Ok(Redirect::to(&format!("/albums/{}", album.id)).into_response())
+    let back = match form.back.as_deref() {
+        Some(b) if !b.is_empty() => crate::domain::safe_next(Some(b)),
+        _ => format!("/albums/{}", album.id),
+    };
+    Ok(Redirect::to(&back).into_response())
 }
 
 #[cfg(test)]

@@ -214,6 +214,7 @@ pub async fn show(
             .into_iter()
             .map(|a| (a.id, a.title))
             .collect(),
+        sharing: crate::store::shares::sharing_allowed(&state.db, current.user.id).await?,
     }))
 }
 

@@ -137,9 +137,10 @@ pub(super) async fn respond(
     caching: Caching,
     disposition: Option<String>,
 ) -> AppResult<Response> {
-    let delivered = match &disposition {
-        None => state.storage.deliver(key, content_type).await,
-        Some(d) => state.storage.deliver_attachment(key, content_type, d).await,
+    let delivered = match (&disposition, caching) {
+        (None, Caching::Owner) => state.storage.deliver(key, content_type).await,
+        (None, Caching::Shared) => state.storage.deliver_briefly(key, content_type).await,
+        (Some(d), _) => state.storage.deliver_attachment(key, content_type, d).await,
     };
     let delivery = match delivered {
         Ok(d) => d,

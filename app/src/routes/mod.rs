@@ -122,6 +122,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::cache::scope,
         ))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path with a share link's token blanked: tokens are secrets
+        // and never reach a log.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %crate::sharing::redacted(request.uri().path()),
+                )
+            },
+        ))
         .with_state(state)
 }

@@ -22,9 +22,9 @@ use crate::sharing;
 use crate::spool::Spooled;
 use crate::state::AppState;
 use crate::storage::ObjectKey;
-use crate::store::albums;
 use crate::store::images::{self, Image};
 use crate::store::shares::{self, ShareLink};
+use crate::store::{albums, renditions};
 use crate::templates::{fit, ImageView, Page, SharedImagePage, SharedPage, SharedPasswordPage};
 
 /// Every answer under `/s/` asks search engines to keep away.
@@ -62,7 +62,6 @@ pub async fn page(
         })
         .into_response());
     }
-    shares::visited(&state.db, &link.id).await?;
     match (&link.album_id, &link.image_id) {
         (Some(album_id), _) => {
             let album = albums::by_id(&state.db, album_id)
@@ -70,6 +69,7 @@ pub async fn page(
                 .filter(|a| a.owner_id == link.owner_id)
                 .ok_or(AppError::NotFound)?;
             let list = albums::images(&state.db, &album.id).await?;
+            shares::visited(&state.db, &link.id).await?;
             Ok(Page::ok(SharedPage {
                 nav: None,
                 base: base(&token),
@@ -81,6 +81,7 @@ pub async fn page(
         }
         (None, Some(image_id)) => {
             let img = single(&state, &link, image_id).await?;
+            shares::visited(&state.db, &link.id).await?;
             Ok(image_page(&token, &link, &img, None).into_response())
         }
         (None, None) => Err(AppError::NotFound),
@@ -259,8 +260,13 @@ async fn copy_of_original(state: &AppState, img: &Image) -> AppResult<Spooled> {
     Ok(file.finish().await.map_err(anyhow::Error::from)?)
 }
 
+/// Renditions (and location-free copies of originals) made at once on this instance; the
+/// next waits its turn. Each reads a whole original.
+static MAKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// The image for a screen (long edge at most `SCREEN_EDGE`), decoded and encoded again:
-/// no byte of the original's metadata is in it.
+/// no byte of the original's metadata is in it. Made the first time it is asked for and
+/// kept beside the thumbnail, then served like it (a presigned URL on S3).
 pub async fn screen(
     State(state): State<AppState>,
     session: Session,
@@ -273,7 +279,24 @@ pub async fn screen(
     if not_modified(&headers, &tag) {
         return Ok(unchanged(value));
     }
-    let copy = copy_of_original(&state, &img).await?;
+    let key = ObjectKey::stored(&img.thumb_key)?.screen();
+    let content_type = match renditions::ready(&state.db, &img.id).await? {
+        Some(t) => t,
+        None => make_screen(&state, &img, &key).await?,
+    };
+    respond(&state, &key, &content_type, value, Caching::Shared, None).await
+}
+
+async fn make_screen(state: &AppState, img: &Image, key: &ObjectKey) -> AppResult<String> {
+    let _turn = MAKING
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    // Made by another request while this one waited.
+    if let Some(t) = renditions::ready(&state.db, &img.id).await? {
+        return Ok(t);
+    }
+    let copy = copy_of_original(state, img).await?;
     let max_pixels = state.config.limits.max_pixels;
     let processed = state
         .blocking(move || -> Result<media::Processed, media::MediaError> {
@@ -284,23 +307,15 @@ pub async fn screen(
         })
         .await?
         .map_err(|e| {
-            AppError::Internal(anyhow::anyhow!("a shared rendition of {}: {e}", img.id))
+            AppError::Internal(anyhow::anyhow!("a screen rendition of {}: {e}", img.id))
         })?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(processed.thumb_kind.mime()),
-            ),
-            (header::ETAG, value),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, no-cache"),
-            ),
-        ],
-        processed.thumb,
-    )
-        .into_response())
+    let content_type = processed.thumb_kind.mime();
+    state
+        .storage
+        .put(key, processed.thumb.into(), content_type)
+        .await?;
+    renditions::record(&state.db, &img.id, content_type).await?;
+    Ok(content_type.to_string())
 }
 
 /// The original, if the link allows it: without its location (stripped at upload, or
@@ -330,6 +345,10 @@ pub async fn original(
         )
         .await;
     }
+    let turn = MAKING
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
     let copy = copy_of_original(&state, &img).await?;
     let copy = state
         .blocking(move || -> std::io::Result<Spooled> {
@@ -348,6 +367,7 @@ pub async fn original(
     let len = file.metadata().await.map_err(anyhow::Error::from)?.len();
     // The open file is read to its end even after its name is gone.
     drop(copy);
+    drop(turn);
     let content_type =
         HeaderValue::from_str(&img.content_type).map_err(|e| AppError::Internal(e.into()))?;
     let disposition =

@@ -54,6 +54,11 @@ impl ObjectKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The screen-sized rendition kept beside this thumbnail: `<username>/<uuid>.screen.<ext>`.
+    pub fn screen(&self) -> Self {
+        ObjectKey(self.0.replacen(".thumb.", ".screen.", 1))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +117,17 @@ pub trait Storage: Send + Sync {
         disposition: &str,
     ) -> Result<Delivery, StorageError> {
         let _ = disposition;
+        self.deliver(key, content_type).await
+    }
+
+    /// Like `deliver`, for someone else than the owner (a share link's visitor): a
+    /// redirect is signed for this request alone and valid about a minute, and the
+    /// browser is told not to keep the bytes, so a revoked link stops soon after.
+    async fn deliver_briefly(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+    ) -> Result<Delivery, StorageError> {
         self.deliver(key, content_type).await
     }
 

@@ -148,6 +148,7 @@ impl S3Storage {
         key: &ObjectKey,
         content_type: &str,
         disposition: Option<&str>,
+        cache_control: Option<&str>,
         start: u64,
         expires_in: u64,
     ) -> Result<String, StorageError> {
@@ -163,6 +164,7 @@ impl S3Storage {
             .key(self.full_key(key))
             .response_content_type(content_type)
             .set_response_content_disposition(disposition.map(str::to_string))
+            .set_response_cache_control(cache_control.map(str::to_string))
             .presigned(presign)
             .await
             .map_err(describe)?;
@@ -219,7 +221,7 @@ impl Storage for S3Storage {
             return Ok(Delivery::Redirect { url, max_age });
         }
         let url = self
-            .presign(key, content_type, None, window_start, expires_in)
+            .presign(key, content_type, None, None, window_start, expires_in)
             .await?;
         self.signed_lock().put(window_start, held, url.clone());
         Ok(Delivery::Redirect { url, max_age })
@@ -242,6 +244,34 @@ impl Storage for S3Storage {
                 key,
                 content_type,
                 Some(disposition),
+                None,
+                now.saturating_sub(60),
+                120,
+            )
+            .await?;
+        Ok(Delivery::Redirect {
+            url,
+            max_age: Duration::ZERO,
+        })
+    }
+
+    async fn deliver_briefly(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+    ) -> Result<Delivery, StorageError> {
+        // Signed each time (never the owner's cached URL), valid from a minute before now
+        // (clock skew) to a minute after; S3 tells the browser to keep nothing.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let url = self
+            .presign(
+                key,
+                content_type,
+                None,
+                Some("private, no-store"),
                 now.saturating_sub(60),
                 120,
             )

@@ -176,28 +176,33 @@ pub async fn delete(db: &Db, id: &str, owner_id: i64) -> Result<bool, sqlx::Erro
     Ok(r.rows_affected() == 1)
 }
 
+/// Take the album for a change of its order: its row locked on PostgreSQL, the write lock
+/// taken at once on SQLite (a read first would have to upgrade, and could fail busy), so
+/// two changes of one album's order run one after the other.
+async fn lock(conn: &mut sqlx::AnyConnection, album_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE albums SET title = title WHERE id = $1")
+        .bind(album_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Add images to the end of the album, in the order given; images already in it stay
 /// where they are. Only the album owner's own images are added (the caller checks them;
 /// the statement checks again). Returns how many were added.
 pub async fn add(db: &Db, album: &Album, image_ids: &[String]) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool()?.begin().await?;
-    let last: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) AS n FROM album_images WHERE album_id = $1",
-    )
-    .bind(&album.id)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("n")?;
+    lock(&mut tx, &album.id).await?;
     let mut added = 0;
-    for (i, image_id) in image_ids.iter().enumerate() {
+    for image_id in image_ids {
         let r = sqlx::query(
             "INSERT INTO album_images (album_id, image_id, position) \
-             SELECT $1, id, $3 FROM images WHERE id = $2 AND owner_id = $4 \
+             SELECT $1, id, (SELECT COALESCE(MAX(position), 0) FROM album_images \
+             WHERE album_id = $1) + 1 FROM images WHERE id = $2 AND owner_id = $3 \
              ON CONFLICT (album_id, image_id) DO NOTHING",
         )
         .bind(&album.id)
         .bind(image_id)
-        .bind(last + 1 + i as i64)
         .bind(album.owner_id)
         .execute(&mut *tx)
         .await?;
@@ -217,27 +222,48 @@ pub async fn remove(db: &Db, album: &Album, image_id: &str) -> Result<bool, sqlx
 }
 
 /// Move an image one place earlier (`by` = -1) or later (+1) among the album's images in
-/// the gallery: it swaps places with its neighbour.
+/// the gallery: it swaps places with its neighbour there. Every member (those in the
+/// trash too) is renumbered 1..n in the new order, so a photo restored from the trash
+/// comes back where it was.
 pub async fn shift(db: &Db, album: &Album, image_id: &str, by: i64) -> Result<bool, sqlx::Error> {
-    let order = images(db, &album.id).await?;
-    let Some(at) = order.iter().position(|i| i.id == image_id) else {
+    let mut tx = db.pool()?.begin().await?;
+    lock(&mut tx, &album.id).await?;
+    let live: Vec<String> = sqlx::query(&format!(
+        "{} ORDER BY album_images.position ASC, images.id ASC",
+        live_members()
+    ))
+    .bind(&album.id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect::<Result<_, _>>()?;
+    let Some(at) = live.iter().position(|id| id == image_id) else {
         return Ok(false);
     };
-    let Some(other) = at
-        .checked_add_signed(by as isize)
-        .and_then(|j| order.get(j))
-    else {
+    let Some(other) = at.checked_add_signed(by as isize).and_then(|j| live.get(j)) else {
         return Ok(true); // already first (or last)
     };
-    // Positions are rewritten 1..n in the new order: no two share one afterwards.
-    let mut ids: Vec<&str> = order.iter().map(|i| i.id.as_str()).collect();
-    let j = ids.iter().position(|id| *id == other.id).unwrap_or(at);
-    ids.swap(at, j);
-    let mut tx = db.pool()?.begin().await?;
-    for (n, id) in ids.iter().enumerate() {
+    let mut all: Vec<String> = sqlx::query(
+        "SELECT image_id FROM album_images WHERE album_id = $1 ORDER BY position, image_id",
+    )
+    .bind(&album.id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get("image_id"))
+    .collect::<Result<_, _>>()?;
+    let (Some(a), Some(b)) = (
+        all.iter().position(|id| id == image_id),
+        all.iter().position(|id| id == other),
+    ) else {
+        return Ok(false);
+    };
+    all.swap(a, b);
+    for (n, id) in all.iter().enumerate() {
         sqlx::query("UPDATE album_images SET position = $3 WHERE album_id = $1 AND image_id = $2")
             .bind(&album.id)
-            .bind(*id)
+            .bind(id)
             .bind(n as i64 + 1)
             .execute(&mut *tx)
             .await?;

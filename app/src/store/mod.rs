@@ -4,6 +4,7 @@
 pub mod albums;
 pub mod changes;
 pub mod images;
+pub mod renditions;
 pub mod sessions;
 pub mod shares;
 pub mod throttle;

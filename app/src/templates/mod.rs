@@ -290,6 +290,8 @@ pub struct ImagePage {
     pub purging: bool,
     /// The albums it is in.
     pub in_albums: Vec<(String, String)>,
+    /// The user may make share links (an admin can turn it off).
+    pub sharing: bool,
 }
 
 /// An image in the trash, with when it goes for good.

@@ -56,7 +56,15 @@ async fn fetch(client: &Client, url: &str) -> (StatusCode, reqwest::header::Head
         assert_eq!(r.headers()["cache-control"], "no-store", "{url}");
         let to = location(&r);
         assert!(!to.contains("/s/"), "storage is reached by a presigned URL");
-        Client::new().get(to).send().await.unwrap()
+        let r = Client::new().get(to).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            assert_eq!(
+                r.headers()["cache-control"],
+                "private, no-store",
+                "{url} from storage"
+            );
+        }
+        r
     } else {
         r
     };
@@ -269,6 +277,19 @@ async fn an_album_is_made_ordered_shared_with_a_password_and_revoked(b: Backend)
                 .starts_with("image/"));
         }
     }
+    let screens = app.data.objects().await;
+    let screens: Vec<_> = screens.iter().filter(|k| k.contains(".screen.")).collect();
+    assert_eq!(
+        screens.len(),
+        3,
+        "made once, kept beside the thumbnails: {screens:?}"
+    );
+    assert_eq!(
+        app.data
+            .count("SELECT COUNT(*) FROM screen_renditions")
+            .await,
+        3
+    );
     let (_, _, screen) = fetch(&visitor, &app.url(&format!("{link}/i/{eiffel}/screen"))).await;
     let screen = image::load_from_memory(&screen).unwrap();
     assert_eq!(
@@ -315,10 +336,17 @@ async fn an_album_is_made_ordered_shared_with_a_password_and_revoked(b: Backend)
     // Visits and last use, on the owner's page of links.
     let links = app.page(&alice, "/shares").await;
     assert!(links.contains("<td>Paris 2024</td>"), "{links}");
-    assert!(
-        links.contains("<td>1</td>"),
-        "one visit of the grid: {links}"
+    let row = &links[links.find("<td>Paris 2024</td>").unwrap()..];
+    let cells: Vec<&str> = row
+        .split("<td>")
+        .skip(1)
+        .map(|c| c.split("</td>").next().unwrap())
+        .collect();
+    assert_eq!(
+        cells[5], "1",
+        "one visit of the grid (the image pages are not visits): {cells:?}"
     );
+    assert_ne!(cells[6], "never", "its last use is shown");
 
     // Trashing a photo takes it out of the shared views at once.
     let token = app.csrf(&alice, "/gallery").await;
@@ -371,6 +399,17 @@ async fn an_album_is_made_ordered_shared_with_a_password_and_revoked(b: Backend)
         let (status, _, _) = fetch(&visitor, &app.url(&format!("{link}{path}"))).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path} after revocation");
     }
+    let revoked = app.get(&visitor, &link).await.text().await.unwrap();
+    let unknown = app
+        .get(&browser(), &format!("/s/{}", "C".repeat(43)))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked, unknown,
+        "a revoked link is the same 404 as an unknown one"
+    );
     assert!(app.page(&alice, "/shares").await.contains("revoked"));
 
     // Deleting the album keeps its photos.
@@ -479,8 +518,46 @@ async fn every_link_that_does_not_work_answers_the_same_404(b: Backend) {
         same(r.text().await.unwrap(), what);
     }
 
-    // Trashed image.
+    // A large photo is shown at 1600 pixels at most, turned upright, and its rendition
+    // goes when the photo is deleted for good.
+    app.upload(&alice, &[("big.jpg", photo("large-12mp-exif-rot6.jpg"))])
+        .await;
+    let big = app
+        .gallery_ids(&alice, "/gallery?sort=uploaded")
+        .await
+        .remove(0);
+    let big_link = share(&app, &alice, &format!("/images/{big}/share"), &[]).await;
+    let (status, _, bytes) = fetch(&visitor, &app.url(&format!("{big_link}/i/{big}/screen"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!has_metadata(&bytes));
+    let shown = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((shown.width(), shown.height()), (1200, 1600));
+    assert!(app
+        .page(&visitor, &big_link)
+        .await
+        .contains("width=\"1200\" height=\"1600\""));
     let token = app.csrf(&alice, "/gallery").await;
+    for action in ["delete", "purge"] {
+        let r = app
+            .post_form(
+                &alice,
+                &format!("/images/{big}/{action}"),
+                &[("csrf", &token)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{action}");
+    }
+    let objects = app.data.objects().await;
+    assert!(
+        !objects.iter().any(|k| k.contains(&big)),
+        "every object of the photo deleted for good: {objects:?}"
+    );
+    assert!(
+        objects.iter().any(|k| k.contains(".screen.")),
+        "the other photo's stays"
+    );
+
+    // Trashed image.
     app.post_form(&alice, &format!("/images/{id}/delete"), &[("csrf", &token)])
         .await;
     let r = app.get(&visitor, &link).await;
@@ -575,6 +652,22 @@ async fn another_users_albums_images_and_links_are_404(b: Backend) {
             .await,
         1
     );
+    // Bob takes his photo out of his album from its page, and is back there.
+    let r = app
+        .post_form(
+            &bob,
+            &format!("/albums/{b_album}/images"),
+            &[
+                ("csrf", &token),
+                ("image", &b_img),
+                ("action", "remove"),
+                ("back", &format!("/images/{b_img}")),
+            ],
+        )
+        .await;
+    assert_eq!(location(&r), format!("/images/{b_img}"));
+    assert_eq!(app.data.count("SELECT COUNT(*) FROM album_images").await, 1);
+    assert_eq!(app.gallery_ids(&bob, "/gallery").await, vec![b_img.clone()]);
     // Every form of the album pages needs its token.
     for path in [
         "/albums".to_string(),
@@ -607,6 +700,72 @@ async fn guessing_links_is_throttled_per_client(b: Backend) {
     let r = app.get(&guesser, &format!("/s/{}", "B".repeat(43))).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().contains_key("retry-after"));
+}
+
+/// Password attempts are counted before they are checked (a burst sent at once gets no
+/// more tries than one after another), per client and per link.
+async fn password_guesses_are_limited_per_client_and_per_link(b: Backend) {
+    let app = TestApp::spawn_with(b, &["--login-max-failures", "1", "--behind-proxy"]).await;
+    let alice = app.user("alice").await;
+    app.upload(&alice, &[("one.png", distinct_png(1))]).await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let link = share(
+        &app,
+        &alice,
+        &format!("/images/{id}/share"),
+        &[("password", "right")],
+    )
+    .await;
+    let other = share(
+        &app,
+        &alice,
+        &format!("/images/{id}/share"),
+        &[("password", "right")],
+    )
+    .await;
+    let attempt = |from: String, path: String, password: &'static str| {
+        let app = &app;
+        async move {
+            let c = browser();
+            let csrf = csrf_in(&app.page(&c, &path).await);
+            c.post(app.url(&path))
+                .header("x-forwarded-for", from)
+                .form(&[("csrf", csrf.as_str()), ("password", password)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Ten wrong guesses at once from one address: four are checked (4 x 1), the rest 429.
+    let burst = futures_util::future::join_all(
+        (0..10).map(|_| attempt("198.51.100.7".into(), link.clone(), "wrong")),
+    )
+    .await;
+    let checked = burst
+        .iter()
+        .filter(|s| **s == StatusCode::NOT_FOUND)
+        .count();
+    let refused = burst
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (4, 6), "{burst:?}");
+    // That address is refused even with the right password, on any link...
+    assert_eq!(
+        attempt("198.51.100.7".into(), other.clone(), "right").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...and that link is refused from anywhere: its own limit is spent.
+    assert_eq!(
+        attempt("203.0.113.9".into(), link.clone(), "right").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another address opens the other link with its password.
+    assert_eq!(
+        attempt("203.0.113.9".into(), other.clone(), "right").await,
+        StatusCode::SEE_OTHER
+    );
 }
 
 async fn an_admin_turns_sharing_off_and_every_link_stops(b: Backend) {
@@ -661,6 +820,19 @@ async fn an_admin_turns_sharing_off_and_every_link_stops(b: Backend) {
         )
         .await
         .contains("turned sharing off"));
+    assert!(!app
+        .page(&alice, &format!("/images/{id}"))
+        .await
+        .contains("Share this photo"));
+    // Turned on again, the link (not revoked) opens again.
+    let token = csrf_in(&app.page(&admin, &edit).await);
+    app.post_form(
+        &admin,
+        &format!("/admin/users/{alice_id}"),
+        &[("csrf", &token), ("full_name", "Alice"), ("sharing", "on")],
+    )
+    .await;
+    assert_eq!(app.get(&visitor, &link).await.status(), StatusCode::OK);
 }
 
 both_backends!(
@@ -668,5 +840,6 @@ both_backends!(
     every_link_that_does_not_work_answers_the_same_404,
     another_users_albums_images_and_links_are_404,
     guessing_links_is_throttled_per_client,
+    password_guesses_are_limited_per_client_and_per_link,
     an_admin_turns_sharing_off_and_every_link_stops,
 );
