@@ -306,10 +306,10 @@ async fn an_older_release_serves_a_database_a_newer_release_migrated(backend: Ba
     };
     app.data
         .execute(&format!(
-            "CREATE TABLE albums (id BIGINT PRIMARY KEY, title TEXT NOT NULL);
+            "CREATE TABLE stories (id BIGINT PRIMARY KEY, title TEXT NOT NULL);
              ALTER TABLE images ADD COLUMN rating INTEGER;
              INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES (99990101000000, 'albums (a newer release)', TRUE, {blob}, 1);"
+             VALUES (99990101000000, 'stories (a newer release)', TRUE, {blob}, 1);"
         ))
         .await;
     let base = TestApp::start_on(&app.data, &[]).await;

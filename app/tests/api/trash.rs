@@ -343,7 +343,13 @@ async fn two_instances_purge_each_image_once(b: Backend) {
     })
     .await;
     assert_eq!(app.data.objects().await, Vec::<String>::new());
-    let mut deleted = faults.deleted();
+    // (Each purge also deletes the screen rendition a share link would have made; none
+    // was, so those are deletes of nothing, which storage takes as done.)
+    let mut deleted: Vec<String> = faults
+        .deleted()
+        .into_iter()
+        .filter(|k| !k.contains(".screen."))
+        .collect();
     deleted.sort();
     let mut expected = keys.clone();
     expected.sort();
