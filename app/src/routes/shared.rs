@@ -7,7 +7,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -123,25 +124,47 @@ async fn single(state: &AppState, link: &ShareLink, id: &str) -> AppResult<Image
         .ok_or(AppError::NotFound)
 }
 
-/// An image the link shows, with the album's images when it is an album's (for the
-/// viewer's previous and next).
-async fn shown(
-    state: &AppState,
-    session: &Session,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    token: &str,
-    id: &str,
-) -> AppResult<(ShareLink, Image)> {
-    let link = sharing::open_unlocked(state, session, token, client(state, peer, headers)).await?;
-    let img = match &link.album_id {
-        Some(album_id) => albums::image_in(&state.db, album_id, id)
-            .await?
-            .filter(|i| i.owner_id == link.owner_id)
-            .ok_or(AppError::NotFound)?,
-        None => single(state, &link, id).await?,
-    };
-    Ok((link, img))
+/// An image a link shows, as the routes under `/s/<token>/i/<id>` are asked for it: the
+/// link opened and unlocked, and the image one it shows now; anything else the same 404.
+pub struct Shown {
+    link: ShareLink,
+    img: Image,
+    token: String,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<AppState> for Shown {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let Path((token, id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, msg)| {
+                AppError::Internal(anyhow::anyhow!("session layer missing: {msg}"))
+            })?;
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("no peer address: {e}")))?;
+        let headers = parts.headers.clone();
+        let client = client(state, peer, &headers);
+        let link = sharing::open_unlocked(state, &session, &token, client).await?;
+        let img = match &link.album_id {
+            Some(album_id) => albums::image_in(&state.db, album_id, &id)
+                .await?
+                .filter(|i| i.owner_id == link.owner_id)
+                .ok_or(AppError::NotFound)?,
+            None => single(state, &link, &id).await?,
+        };
+        Ok(Shown {
+            link,
+            img,
+            token,
+            headers,
+        })
+    }
 }
 
 fn image_page(
@@ -167,14 +190,10 @@ fn image_page(
 }
 
 /// One image of the link, in the viewer.
-pub async fn image(
-    State(state): State<AppState>,
-    session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((token, id)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let (link, img) = shown(&state, &session, peer, &headers, &token, &id).await?;
+pub async fn image(State(state): State<AppState>, shown: Shown) -> AppResult<Response> {
+    let Shown {
+        link, img, token, ..
+    } = shown;
     let neighbours = match &link.album_id {
         Some(album_id) => {
             let list = albums::images(&state.db, album_id).await?;
@@ -212,14 +231,8 @@ fn unchanged(value: HeaderValue) -> Response {
 }
 
 /// The thumbnail, as the owner's grid has it: encoded at upload from pixels alone.
-pub async fn thumbnail(
-    State(state): State<AppState>,
-    session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((token, id)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let (_, img) = shown(&state, &session, peer, &headers, &token, &id).await?;
+pub async fn thumbnail(State(state): State<AppState>, shown: Shown) -> AppResult<Response> {
+    let Shown { img, headers, .. } = shown;
     let (tag, value) = etag(&img, "t")?;
     if not_modified(&headers, &tag) {
         return Ok(unchanged(value));
@@ -267,14 +280,8 @@ static MAKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// The image for a screen (long edge at most `SCREEN_EDGE`), decoded and encoded again:
 /// no byte of the original's metadata is in it. Made the first time it is asked for and
 /// kept beside the thumbnail, then served like it (a presigned URL on S3).
-pub async fn screen(
-    State(state): State<AppState>,
-    session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((token, id)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let (_, img) = shown(&state, &session, peer, &headers, &token, &id).await?;
+pub async fn screen(State(state): State<AppState>, shown: Shown) -> AppResult<Response> {
+    let Shown { img, headers, .. } = shown;
     let (tag, value) = etag(&img, "s")?;
     if not_modified(&headers, &tag) {
         return Ok(unchanged(value));
@@ -320,14 +327,8 @@ async fn make_screen(state: &AppState, img: &Image, key: &ObjectKey) -> AppResul
 
 /// The original, if the link allows it: without its location (stripped at upload, or
 /// now from a copy when its owner keeps locations).
-pub async fn original(
-    State(state): State<AppState>,
-    session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path((token, id)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let (link, img) = shown(&state, &session, peer, &headers, &token, &id).await?;
+pub async fn original(State(state): State<AppState>, shown: Shown) -> AppResult<Response> {
+    let Shown { link, img, .. } = shown;
     if !link.allow_download {
         return Err(AppError::NotFound);
     }

@@ -172,6 +172,37 @@ impl S3Storage {
     }
 }
 
+impl S3Storage {
+    /// A redirect signed for this request alone, valid for about a minute from now (from
+    /// a minute before, so a clock a little ahead of S3's doesn't make it "not yet valid").
+    async fn sign_now(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        disposition: Option<&str>,
+        cache_control: Option<&str>,
+    ) -> Result<Delivery, StorageError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let url = self
+            .presign(
+                key,
+                content_type,
+                disposition,
+                cache_control,
+                now.saturating_sub(60),
+                120,
+            )
+            .await?;
+        Ok(Delivery::Redirect {
+            url,
+            max_age: Duration::ZERO,
+        })
+    }
+}
+
 #[async_trait]
 impl Storage for S3Storage {
     async fn put(
@@ -233,26 +264,9 @@ impl Storage for S3Storage {
         content_type: &str,
         disposition: &str,
     ) -> Result<Delivery, StorageError> {
-        // Downloads are rare: signed each time, valid for about a minute from now (from a
-        // minute before, so a clock a little ahead of S3's doesn't make it "not yet valid").
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let url = self
-            .presign(
-                key,
-                content_type,
-                Some(disposition),
-                None,
-                now.saturating_sub(60),
-                120,
-            )
-            .await?;
-        Ok(Delivery::Redirect {
-            url,
-            max_age: Duration::ZERO,
-        })
+        // Downloads are rare: signed each time.
+        self.sign_now(key, content_type, Some(disposition), None)
+            .await
     }
 
     async fn deliver_briefly(
@@ -260,26 +274,9 @@ impl Storage for S3Storage {
         key: &ObjectKey,
         content_type: &str,
     ) -> Result<Delivery, StorageError> {
-        // Signed each time (never the owner's cached URL), valid from a minute before now
-        // (clock skew) to a minute after; S3 tells the browser to keep nothing.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let url = self
-            .presign(
-                key,
-                content_type,
-                None,
-                Some("private, no-store"),
-                now.saturating_sub(60),
-                120,
-            )
-            .await?;
-        Ok(Delivery::Redirect {
-            url,
-            max_age: Duration::ZERO,
-        })
+        // Never the owner's cached URL; S3 tells the browser to keep nothing.
+        self.sign_now(key, content_type, None, Some("private, no-store"))
+            .await
     }
 
     async fn read(&self, key: &ObjectKey) -> Result<Reader, StorageError> {

@@ -815,6 +815,68 @@ async fn password_guesses_are_limited_per_client_and_per_link(b: Backend) {
     );
 }
 
+/// A wrong password for a real link and any password for a made-up one take similar time:
+/// both cost one argon2 verification (a dummy one for the made-up link).
+async fn a_wrong_password_and_an_unknown_link_take_similar_time(b: Backend) {
+    use std::time::{Duration, Instant};
+
+    let app = TestApp::spawn_with(b, &["--login-max-failures", "100"]).await;
+    let alice = app.user("alice").await;
+    app.upload(&alice, &[("one.png", distinct_png(1))]).await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let real = share(
+        &app,
+        &alice,
+        &format!("/images/{id}/share"),
+        &[("password", "right")],
+    )
+    .await;
+    let unknown = format!("/s/{}", "D".repeat(43));
+    let visitor = browser();
+    let csrf = csrf_in(&app.page(&visitor, &real).await);
+    let attempt = |path: String| {
+        let (visitor, app, csrf) = (&visitor, &app, csrf.clone());
+        async move {
+            let started = Instant::now();
+            let r = visitor
+                .post(app.url(&path))
+                .form(&[("csrf", csrf.as_str()), ("password", "wrong")])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            r.text().await.unwrap();
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            started.elapsed()
+        }
+    };
+    for _ in 0..2 {
+        attempt(real.clone()).await;
+        attempt(unknown.clone()).await;
+    }
+    let (mut wrong, mut made_up) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        if i % 2 == 0 {
+            wrong.push(attempt(real.clone()).await);
+            made_up.push(attempt(unknown.clone()).await);
+        } else {
+            made_up.push(attempt(unknown.clone()).await);
+            wrong.push(attempt(real.clone()).await);
+        }
+    }
+    fn median(mut v: Vec<Duration>) -> Duration {
+        v.sort();
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2
+    }
+    let (w, u) = (median(wrong.clone()), median(made_up.clone()));
+    let ratio = w.as_secs_f64().max(u.as_secs_f64()) / w.as_secs_f64().min(u.as_secs_f64());
+    assert!(
+        ratio < 2.0,
+        "median wrong password {w:?} vs unknown link {u:?} (ratio {ratio:.2}); \
+         all: {wrong:?} vs {made_up:?}"
+    );
+}
+
 async fn an_admin_turns_sharing_off_and_every_link_stops(b: Backend) {
     let app = TestApp::spawn(b).await;
     let alice = app.user("alice").await;
@@ -888,5 +950,6 @@ both_backends!(
     another_users_albums_images_and_links_are_404,
     guessing_links_is_throttled_per_client,
     password_guesses_are_limited_per_client_and_per_link,
+    a_wrong_password_and_an_unknown_link_take_similar_time,
     an_admin_turns_sharing_off_and_every_link_stops,
 );
