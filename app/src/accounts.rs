@@ -91,7 +91,7 @@ pub async fn delete(db: &Db, storage: &dyn Storage, id: i64) -> AppResult<()> {
     for (original, thumb) in &known {
         let thumb = ObjectKey::stored(thumb)?;
         storage.delete(&ObjectKey::stored(original)?).await?;
-        storage.delete(&thumb.screen()).await?;
+        storage.delete(&thumb.screen()?).await?;
         storage.delete(&thumb).await?;
     }
     let (change, deleted) = users::delete(db, id).await?;
@@ -106,7 +106,7 @@ pub async fn delete(db: &Db, storage: &dyn Storage, id: i64) -> AppResult<()> {
     }
     for (original, thumb) in deleted.iter().filter(|k| !known.contains(k)) {
         let thumb = ObjectKey::stored(thumb)?;
-        for key in [ObjectKey::stored(original)?, thumb.screen(), thumb] {
+        for key in [ObjectKey::stored(original)?, thumb.screen()?, thumb] {
             if let Err(e) = storage.delete(&key).await {
                 tracing::error!(key = key.as_str(), error = %e, "could not remove an object of a deleted user");
             }

@@ -123,10 +123,10 @@ pub async fn open_unlocked(
 /// Count a password attempt against the client and the link *before* it is checked, in
 /// one atomic statement each (as logins are), so attempts sent at once can't all slip
 /// past the limit while argon2 runs; over either limit: 429, the attempt not counted.
-async fn begin_attempt(state: &AppState, keys: &[String]) -> AppResult<()> {
+async fn begin_attempt(state: &AppState, keys: &[(String, i64)]) -> AppResult<()> {
     let mut counted: Vec<&str> = Vec::new();
     let mut over = None;
-    for key in keys {
+    for (key, limit) in keys {
         let (n, until) = match throttle::count_attempt(&state.db, key, window_ms(state)).await {
             Ok(c) => c,
             Err(e) => {
@@ -137,7 +137,7 @@ async fn begin_attempt(state: &AppState, keys: &[String]) -> AppResult<()> {
             }
         };
         counted.push(key);
-        if n > limit(state) {
+        if n > *limit {
             over = Some(over.map_or(until, |u: i64| u.max(until)));
         }
     }
@@ -165,9 +165,11 @@ pub async fn unlock(
 ) -> AppResult<()> {
     check_client(state, client).await?;
     let link = lookup(state, token).await?;
-    let mut keys = vec![client_key(client)];
+    // A link's own limit is ten clients' worth: one address alone (whose own limit is
+    // reached first) can't lock its family out; guessing from many addresses is bounded.
+    let mut keys = vec![(client_key(client), limit(state))];
     if let Some(link) = &link {
-        keys.push(format!("share-link:{}", link.id));
+        keys.push((format!("share-link:{}", link.id), limit(state) * 10));
     }
     begin_attempt(state, &keys).await?;
     let stored = link.as_ref().and_then(|l| l.password_hash.clone());
@@ -177,7 +179,7 @@ pub async fn unlock(
         .map_err(AppError::Internal)?;
     match link {
         Some(link) if right => {
-            for k in &keys {
+            for (k, _) in &keys {
                 throttle::uncount_attempt(&state.db, k).await?;
             }
             let mut ids: Vec<String> = session.get(UNLOCKED).await?.unwrap_or_default();
@@ -191,6 +193,7 @@ pub async fn unlock(
             // A session id planted before the password was given is worthless after it.
             session.cycle_id().await?;
             session.insert(UNLOCKED, ids).await?;
+            crate::auth::csrf::rotate(session).await?;
             Ok(())
         }
         _ => Err(AppError::NotFound),

@@ -93,6 +93,7 @@ impl Application {
             csp: axum::http::HeaderValue::from_str(&csp).ok(),
             cpu: Arc::new(Semaphore::new(cores)),
             zips: Arc::new(Semaphore::new(crate::archive::AT_ONCE)),
+            renditions: Arc::new(Semaphore::new(crate::routes::RENDITIONS_AT_ONCE)),
         });
         tokio::spawn(prepare_database(state.clone()));
         tokio::spawn(sweep(state.clone()));

@@ -48,6 +48,9 @@ pub struct Shared {
     pub cpu: Arc<Semaphore>,
     /// Bounds the ZIP downloads written at once (each holds a blocking thread).
     pub zips: Arc<Semaphore>,
+    /// Share-link work that reads a whole original (a screen rendition, an original's
+    /// location-free copy): a few at a time (`routes::shared`).
+    pub renditions: Arc<Semaphore>,
 }
 
 /// Readiness: false until migrations ran; false again once draining after SIGTERM.

@@ -115,7 +115,7 @@ async fn purge_one(state: &AppState, token: &str, img: &Image) -> AppResult<()> 
         .delete(&ObjectKey::stored(&img.storage_key)?)
         .await?;
     let thumb = ObjectKey::stored(&img.thumb_key)?;
-    state.storage.delete(&thumb.screen()).await?;
+    state.storage.delete(&thumb.screen()?).await?;
     state.storage.delete(&thumb).await?;
     // False when another purge took the claim over meanwhile: it deletes the row.
     images::delete_claimed(&state.db, &img.id, token).await?;

@@ -27,6 +27,7 @@ use crate::state::AppState;
 use crate::store::sessions::DbSessionStore;
 
 pub use gallery::order_param;
+pub use shared::RENDITIONS_AT_ONCE;
 
 /// Bodies of ordinary forms are small; only the upload route takes more.
 const FORM_BODY_LIMIT: usize = 64 * 1024;

@@ -273,9 +273,24 @@ async fn copy_of_original(state: &AppState, img: &Image) -> AppResult<Spooled> {
     Ok(file.finish().await.map_err(anyhow::Error::from)?)
 }
 
-/// Renditions (and location-free copies of originals) made at once on this instance; the
-/// next waits its turn. Each reads a whole original.
-static MAKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Renditions (and location-free copies of originals) made at once on an instance; the
+/// next waits its turn, for a while.
+pub const RENDITIONS_AT_ONCE: usize = 2;
+
+/// A turn to read a whole original, or a clear "busy" after 30 s of waiting.
+async fn turn(state: &AppState) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        state.renditions.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| {
+        AppError::Conflict(
+            "This server is busy preparing other photos; try again in a moment.".into(),
+        )
+    })?
+    .map_err(|e| AppError::Internal(e.into()))
+}
 
 /// The image for a screen (long edge at most `SCREEN_EDGE`), decoded and encoded again:
 /// no byte of the original's metadata is in it. Made the first time it is asked for and
@@ -286,19 +301,34 @@ pub async fn screen(State(state): State<AppState>, shown: Shown) -> AppResult<Re
     if not_modified(&headers, &tag) {
         return Ok(unchanged(value));
     }
-    let key = ObjectKey::stored(&img.thumb_key)?.screen();
+    let key = ObjectKey::stored(&img.thumb_key)?.screen()?;
     let content_type = match renditions::ready(&state.db, &img.id).await? {
         Some(t) => t,
         None => make_screen(&state, &img, &key).await?,
     };
-    respond(&state, &key, &content_type, value, Caching::Shared, None).await
+    match respond(
+        &state,
+        &key,
+        &content_type,
+        value.clone(),
+        Caching::Shared,
+        None,
+    )
+    .await
+    {
+        // Recorded but not in storage (a storage restored from before it was made):
+        // made again, once.
+        Err(AppError::NotFound) => {
+            renditions::forget(&state.db, &img.id).await?;
+            let content_type = make_screen(&state, &img, &key).await?;
+            respond(&state, &key, &content_type, value, Caching::Shared, None).await
+        }
+        other => other,
+    }
 }
 
 async fn make_screen(state: &AppState, img: &Image, key: &ObjectKey) -> AppResult<String> {
-    let _turn = MAKING
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let _turn = turn(state).await?;
     // Made by another request while this one waited.
     if let Some(t) = renditions::ready(&state.db, &img.id).await? {
         return Ok(t);
@@ -321,6 +351,15 @@ async fn make_screen(state: &AppState, img: &Image, key: &ObjectKey) -> AppResul
         .storage
         .put(key, processed.thumb.into(), content_type)
         .await?;
+    // Deleted for good (or claimed by the purge) while it was being made: the purge may
+    // have removed the rendition before it was stored, so it is removed here.
+    let live = images::owned(&state.db, &img.id, img.owner_id)
+        .await?
+        .is_some_and(|i| !i.purging);
+    if !live {
+        state.storage.delete(key).await?;
+        return Err(AppError::NotFound);
+    }
     renditions::record(&state.db, &img.id, content_type).await?;
     Ok(content_type.to_string())
 }
@@ -346,10 +385,7 @@ pub async fn original(State(state): State<AppState>, shown: Shown) -> AppResult<
         )
         .await;
     }
-    let turn = MAKING
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let turn = turn(&state).await?;
     let copy = copy_of_original(&state, &img).await?;
     let copy = state
         .blocking(move || -> std::io::Result<Spooled> {

@@ -55,9 +55,20 @@ impl ObjectKey {
         &self.0
     }
 
-    /// The screen-sized rendition kept beside this thumbnail: `<username>/<uuid>.screen.<ext>`.
-    pub fn screen(&self) -> Self {
-        ObjectKey(self.0.replacen(".thumb.", ".screen.", 1))
+    /// The screen-sized rendition kept beside this thumbnail: `<username>/<uuid>.screen.<ext>`
+    /// (only the file's name changes: a username may hold `.thumb.` too).
+    pub fn screen(&self) -> Result<Self, StorageError> {
+        let (folder, name) = self.0.rsplit_once('/').unwrap_or(("", self.0.as_str()));
+        match name.split_once(".thumb.") {
+            Some((stem, ext)) if !stem.is_empty() => Ok(ObjectKey(match folder {
+                "" => format!("{stem}.screen.{ext}"),
+                f => format!("{f}/{stem}.screen.{ext}"),
+            })),
+            _ => Err(StorageError::Other(format!(
+                "{:?} is not a thumbnail's key",
+                self.0
+            ))),
+        }
     }
 }
 
@@ -160,5 +171,22 @@ mod tests {
             assert!(ObjectKey::stored(bad).is_err(), "{bad}");
         }
         assert!(ObjectKey::stored("alice/0b7c.thumb.jpg").is_ok());
+    }
+
+    #[test]
+    fn a_rendition_sits_beside_its_thumbnail_whatever_the_username() {
+        let key = |k: &str| ObjectKey::stored(k).unwrap();
+        assert_eq!(
+            key("alice/0b7c.thumb.jpg").screen().unwrap().as_str(),
+            "alice/0b7c.screen.jpg"
+        );
+        assert_eq!(
+            key("ann.thumb.x/0b7c.thumb.png").screen().unwrap().as_str(),
+            "ann.thumb.x/0b7c.screen.png"
+        );
+        assert!(
+            key("alice/0b7c.jpg").screen().is_err(),
+            "an original has none"
+        );
     }
 }

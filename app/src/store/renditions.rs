@@ -13,6 +13,15 @@ pub async fn ready(db: &Db, image_id: &str) -> Result<Option<String>, sqlx::Erro
     row.map(|r| r.try_get("content_type")).transpose()
 }
 
+/// The rendition is to be made again (its object is missing).
+pub async fn forget(db: &Db, image_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM screen_renditions WHERE image_id = $1")
+        .bind(image_id)
+        .execute(db.pool()?)
+        .await?;
+    Ok(())
+}
+
 /// The rendition is stored (made twice at once: the first record stands).
 pub async fn record(db: &Db, image_id: &str, content_type: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
