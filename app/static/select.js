@@ -15,7 +15,9 @@
     var saved = sessionStorage.getItem(key);
     if (saved !== null && nav && nav.type === "back_forward") {
       history.scrollRestoration = "manual";
-      window.scrollTo(0, Number(saved));
+      // After the rest of this script has run: it shows the "select all" button, which
+      // may make the bar above the grid a line taller.
+      queueMicrotask(function () { window.scrollTo(0, Number(saved)); });
     }
   } catch (e) { /* no storage: the browser's own restoration */ }
 
