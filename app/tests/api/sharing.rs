@@ -186,6 +186,31 @@ async fn an_album_is_made_ordered_shared_with_a_password_and_revoked(b: Backend)
         .page(&alice, &format!("/images/{one}"))
         .await
         .contains(&format!("<a href=\"/albums/{album}\">Paris 2024</a>")));
+    // A photo can be in several albums; each lists it, and its page names both.
+    let second = make_album(&app, &alice, "Best of").await;
+    add_to_album(&app, &alice, &second, &[one]).await;
+    let page = app.page(&alice, &format!("/images/{one}")).await;
+    for (id, title) in [(&album, "Paris 2024"), (&second, "Best of")] {
+        assert!(
+            page.contains(&format!("<a href=\"/albums/{id}\">{title}</a>")),
+            "{title}"
+        );
+    }
+    assert_eq!(
+        ids_in(
+            &app.page(&alice, &format!("/albums/{second}")).await,
+            "/images/"
+        ),
+        vec![one.clone()]
+    );
+    assert_eq!(
+        app.data
+            .count(&format!(
+                "SELECT COUNT(*) FROM album_images WHERE image_id = '{one}'"
+            ))
+            .await,
+        2
+    );
 
     // Shared with a password, originals allowed.
     let link = share(
