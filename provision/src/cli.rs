@@ -197,6 +197,21 @@ pub async fn run(cli: Cli) -> i32 {
         eprintln!("error: --poll-secs (GALLERY_POLL_SECS) must be between 0.05 and 600");
         return 2;
     }
+    // `up` would open the load balancer: refused here, before any AWS call. `plan` only
+    // reads, so it warns and goes on to show the rest (changes, cost) in the same run.
+    if let Command::Up { .. } | Command::Plan = cli.command {
+        if let Some(refusal) = config.plain_http_refusal() {
+            if let Command::Plan = cli.command {
+                eprintln!("warning: `provision up` will refuse this config: {refusal}");
+            } else {
+                eprintln!("error: {refusal}");
+                return 2;
+            }
+        }
+        if let Some(note) = config.plain_http_allowed() {
+            eprintln!("note: {note}");
+        }
+    }
     let log = Arc::new(CallLog::default());
     let clients = Clients::new(&config.stack.region, cli.endpoint.as_deref(), log.clone()).await;
     let timing = Timing {

@@ -29,6 +29,10 @@ pub struct NetworkSection {
     pub allowed_cidrs: Vec<String>,
     #[serde(default)]
     pub nat_gateway: bool,
+    /// Serve plain HTTP (no certificate) to the whole internet anyway: `up` refuses to
+    /// otherwise, since passwords and session cookies would cross it in clear.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -352,15 +356,106 @@ impl StackConfig {
         std::array::from_fn(|i| format!("{}/{sub}", Ipv4Addr::from(start + step * i as u32)))
     }
 
-    pub fn https(&self) -> bool {
-        !self.balancer.certificate_arn.is_empty()
+    /// The settings that put a certificate on the load balancer, each with whether it is
+    /// set. A new way to get one (`balancer.domain`) is a line here: `https` and the plain
+    /// HTTP refusal follow.
+    fn tls_settings(&self) -> Vec<(&'static str, bool)> {
+        vec![(
+            "balancer.certificate_arn",
+            !self.balancer.certificate_arn.is_empty(),
+        )]
     }
+
+    /// The load balancer serves HTTPS on 443 (and redirects port 80 to it).
+    pub fn https(&self) -> bool {
+        self.tls_settings().iter().any(|(_, set)| *set)
+    }
+
+    /// Why `up` must not build this stack: plain HTTP open to the whole internet, with
+    /// neither a certificate nor `network.allow_plain_http`. `up` refuses it (exit 2) and
+    /// `plan` warns; other commands don't change what the load balancer serves. Checked,
+    /// like `validate`, before any AWS call.
+    pub fn plain_http_refusal(&self) -> Option<ConfigError> {
+        if self.https() || self.network.allow_plain_http {
+            return None;
+        }
+        let world = whole_internet(&self.network.allowed_cidrs)?;
+        let certificate = self
+            .tls_settings()
+            .iter()
+            .map(|(setting, _)| format!("set {setting}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        Some(invalid(
+            "network.allowed_cidrs",
+            format!(
+                "{world} lets the whole internet reach the load balancer, which serves plain HTTP \
+                 without a certificate: passwords and session cookies would cross the internet in clear. \
+                 {} (a certificate: HTTPS on 443, port 80 redirected to it), or narrow network.allowed_cidrs to the \
+                 addresses you use (e.g. [\"203.0.113.0/24\"]), or set network.allow_plain_http = true \
+                 to serve plain HTTP anyway",
+                capitalized(&certificate)
+            ),
+        ))
+    }
+
+    /// With `network.allow_plain_http`: the whole internet reaches the gallery over plain
+    /// HTTP, deliberately. `plan` and `up` say so.
+    pub fn plain_http_allowed(&self) -> Option<String> {
+        if self.https() || !self.network.allow_plain_http {
+            return None;
+        }
+        whole_internet(&self.network.allowed_cidrs).map(|world| {
+            format!(
+                "network.allow_plain_http = true: the load balancer serves plain HTTP to {world}, \
+                 passwords and session cookies in clear"
+            )
+        })
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The range (or ranges, together) in `cidrs` that let every address in: `0.0.0.0/0`,
+/// `::/0`, or IPv4 ranges that add up to all of it (`0.0.0.0/1` and `128.0.0.0/1`).
+fn whole_internet(cidrs: &[String]) -> Option<String> {
+    if let Some(all) = cidrs.iter().find(|c| c.ends_with("/0")) {
+        return Some(format!("`{all}`"));
+    }
+    let mut ranges: Vec<(u64, u64)> = cidrs
+        .iter()
+        .filter_map(|c| parse_cidr(c).ok())
+        .map(|(ip, prefix)| {
+            let start = u64::from(u32::from(ip));
+            (start, start + (1u64 << (32 - prefix)))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut reached = 0u64;
+    for (start, end) in ranges {
+        if start > reached {
+            return None;
+        }
+        reached = reached.max(end);
+    }
+    (reached == 1u64 << 32).then(|| format!("`{}` together", cidrs.join("`, `")))
 }
 
 fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u32), String> {
     let (ip, prefix) = cidr
         .split_once('/')
         .ok_or_else(|| format!("`{cidr}` is not a CIDR like 10.0.0.0/16"))?;
+    if ip.contains(':') {
+        return Err(format!(
+            "`{cidr}`: IPv6 ranges are not supported (the load balancer is IPv4 only)"
+        ));
+    }
     let ip: Ipv4Addr = ip.parse().map_err(|_| format!("`{cidr}`: bad address"))?;
     let prefix: u32 = prefix
         .parse()
@@ -456,5 +551,95 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("extra"), "{err}");
+    }
+
+    fn with_network(cidrs: &str, allow: bool) -> StackConfig {
+        StackConfig::parse(
+            &EXAMPLE
+                .replace(
+                    "allowed_cidrs = [\"0.0.0.0/0\"]",
+                    &format!("allowed_cidrs = {cidrs}"),
+                )
+                .replace(
+                    "allow_plain_http = false",
+                    &format!("allow_plain_http = {allow}"),
+                ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn plain_http_to_the_whole_internet_is_refused_with_why_and_the_settings() {
+        let c = with_network("[\"0.0.0.0/0\"]", false);
+        assert!(!c.https());
+        let err = c.plain_http_refusal().unwrap().to_string();
+        for part in [
+            "network.allowed_cidrs: `0.0.0.0/0`",
+            "plain HTTP",
+            "passwords and session cookies would cross the internet in clear",
+            "Set balancer.certificate_arn",
+            "narrow network.allowed_cidrs",
+            "network.allow_plain_http = true",
+        ] {
+            assert!(err.contains(part), "{part:?} missing from: {err}");
+        }
+        assert!(c.plain_http_allowed().is_none());
+        // The shipped config refuses: a first `up` says what to set.
+        let shipped = StackConfig::parse(EXAMPLE).unwrap();
+        assert!(shipped.plain_http_refusal().is_some());
+        // Halves that add up to the world are the world.
+        let halves = with_network("[\"0.0.0.0/1\", \"128.0.0.0/1\"]", false);
+        let err = halves.plain_http_refusal().unwrap().to_string();
+        assert!(err.contains("`0.0.0.0/1`, `128.0.0.0/1` together"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_to_the_world_is_served_with_allow_plain_http() {
+        let c = with_network("[\"0.0.0.0/0\"]", true);
+        assert!(c.plain_http_refusal().is_none());
+        let note = c.plain_http_allowed().unwrap();
+        assert!(note.contains("network.allow_plain_http = true"), "{note}");
+    }
+
+    #[test]
+    fn plain_http_to_narrower_ranges_needs_no_allowance() {
+        for cidrs in [
+            "[\"203.0.113.0/24\"]",
+            "[\"10.0.0.0/8\", \"192.168.0.0/16\"]",
+            "[\"0.0.0.0/1\"]",
+            "[\"0.0.0.0/1\", \"128.0.0.0/2\"]",
+        ] {
+            let c = with_network(cidrs, false);
+            assert!(c.plain_http_refusal().is_none(), "{cidrs}");
+            assert!(c.plain_http_allowed().is_none(), "{cidrs}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_serves_the_whole_internet_over_https() {
+        let c = StackConfig::parse(&EXAMPLE.replace(
+            "certificate_arn = \"\"",
+            "certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"",
+        ))
+        .unwrap();
+        assert!(c.https());
+        assert!(c.plain_http_refusal().is_none());
+        assert!(c.plain_http_allowed().is_none());
+    }
+
+    #[test]
+    fn ipv6_ranges_are_refused_as_unsupported() {
+        let err = StackConfig::parse(&EXAMPLE.replace(
+            "allowed_cidrs = [\"0.0.0.0/0\"]",
+            "allowed_cidrs = [\"::/0\"]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("network.allowed_cidrs") && err.contains("IPv6"),
+            "{err}"
+        );
+        // Should IPv6 be supported one day, `::/0` is already the whole internet.
+        assert_eq!(whole_internet(&["::/0".into()]).as_deref(), Some("`::/0`"));
     }
 }

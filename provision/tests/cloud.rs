@@ -104,7 +104,9 @@ impl Stack {
                 "deregistration_delay_secs = 30",
                 "deregistration_delay_secs = 5",
             )
-            .replace("deletion_protection = true", "deletion_protection = false");
+            .replace("deletion_protection = true", "deletion_protection = false")
+            // The local cloud's load balancer is on no internet.
+            .replace("allow_plain_http = false", "allow_plain_http = true");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.toml"), text).unwrap();
         Stack {

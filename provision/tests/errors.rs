@@ -37,7 +37,9 @@ fn config(dir: &tempfile::TempDir, region: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml"))
         .unwrap()
         .replace("name = \"gallery\"", &format!("name = \"{name}\""))
-        .replace("region = \"us-east-1\"", &format!("region = \"{region}\""));
+        .replace("region = \"us-east-1\"", &format!("region = \"{region}\""))
+        // These tests are about AWS's answers, not the plain-HTTP refusal (tested below).
+        .replace("allow_plain_http = false", "allow_plain_http = true");
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -261,4 +263,44 @@ fn an_unknown_region_is_refused_before_any_call() {
         err.contains("stack.region") && err.contains("xx-nowhere-9") && err.lines().count() <= 2,
         "{err}"
     );
+}
+
+#[test]
+fn plain_http_to_the_whole_internet_is_refused_before_any_call() {
+    // The shipped config: allowed_cidrs 0.0.0.0/0, no certificate, no allow_plain_http.
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+    let run = |command: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .args(["--config", shipped])
+            // Nothing listens here: a call would fail differently (exit 1, "could not reach AWS").
+            .args(["--endpoint", "http://127.0.0.1:9", command])
+            .env("AWS_ACCESS_KEY_ID", "AKIAPLAINHTTP")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run("up");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in [
+        "error: network.allowed_cidrs: `0.0.0.0/0`",
+        "passwords and session cookies would cross the internet in clear",
+        "balancer.certificate_arn",
+        "network.allow_plain_http = true",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from:\n{err}");
+    }
+    assert!(
+        !err.contains("could not reach AWS") && err.lines().count() == 1,
+        "{err}"
+    );
+    // `plan` only reads: it warns, then goes on (here to the unreachable endpoint).
+    let out = run("plan");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("warning: `provision up` will refuse this config: network.allowed_cidrs"),
+        "{err}"
+    );
+    assert!(err.contains("could not reach AWS"), "{err}");
 }
