@@ -1,4 +1,5 @@
-//! What the hot path reads from memory: sessions, users and each user's images, kept
+//! What the hot path reads from memory: sessions, users and each user's images (with the
+//! albums holding each), kept
 //! right by the database's change feed (`store::changes`, filled by triggers, so the CLI
 //! and every other instance count as writers).
 //!
@@ -28,6 +29,7 @@ use tower_sessions::session::Record;
 
 use crate::db::Db;
 use crate::state::AppState;
+use crate::store::albums;
 use crate::store::changes::{self, Change};
 use crate::store::images::{self, Image, Order};
 use crate::store::users::User;
@@ -61,6 +63,8 @@ pub struct CachedPage {
 }
 pub type ImagePage = Arc<CachedPage>;
 pub type Neighbours = (Option<String>, Option<String>);
+/// The owner's albums holding one image, as (id, title), by title.
+pub type Albums = Arc<Vec<(String, String)>>;
 
 tokio::task_local! {
     /// Whether this request may read from the cache (set by [`scope`]).
@@ -97,11 +101,13 @@ struct Library {
     pages: HashMap<(Order, i64, i64), ImagePage>,
     images: HashMap<String, Arc<Image>>,
     neighbours: HashMap<(Order, String), Neighbours>,
+    /// The albums holding an image, as (id, title) by title.
+    albums: HashMap<String, Albums>,
 }
 
 impl Library {
     fn len(&self) -> usize {
-        self.pages.len() + self.images.len() + self.neighbours.len()
+        self.pages.len() + self.images.len() + self.neighbours.len() + self.albums.len()
     }
 }
 
@@ -266,6 +272,20 @@ impl Cache {
         });
     }
 
+    pub fn albums(&self, owner: i64, image_id: &str) -> Option<Albums> {
+        if !self.usable() {
+            return None;
+        }
+        let e = self.lock();
+        e.libraries.get(&owner)?.albums.get(image_id).cloned()
+    }
+
+    pub fn put_albums(&self, ticket: Ticket, owner: i64, image_id: &str, albums: Albums) {
+        self.fill(ticket, owner, |l| {
+            l.albums.insert(image_id.to_string(), albums);
+        });
+    }
+
     fn fill(&self, ticket: Ticket, owner: i64, put: impl FnOnce(&mut Library)) {
         let mut e = self.lock();
         if e.generation != ticket.0 {
@@ -414,6 +434,29 @@ impl Cache {
         Ok(image)
     }
 
+    /// `store::albums::holding`, cached with the owner's images: the triggers on `albums`
+    /// and `album_images` report a change of either as a change of the owner's images.
+    pub async fn albums_holding(
+        &self,
+        db: &Db,
+        owner: i64,
+        image_id: &str,
+    ) -> Result<Albums, sqlx::Error> {
+        if let Some(albums) = self.albums(owner, image_id) {
+            return Ok(albums);
+        }
+        let ticket = self.ticket();
+        let albums: Albums = Arc::new(
+            albums::holding(db, owner, image_id)
+                .await?
+                .into_iter()
+                .map(|a| (a.id, a.title))
+                .collect(),
+        );
+        self.put_albums(ticket, owner, image_id, albums.clone());
+        Ok(albums)
+    }
+
     /// `store::images::neighbours`, cached.
     pub async fn image_neighbours(
         &self,
@@ -481,6 +524,7 @@ mod tests {
             session_epoch: 0,
             keep_location: false,
             quota_bytes: None,
+            sharing_allowed: true,
         }
     }
 

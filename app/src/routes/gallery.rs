@@ -209,12 +209,11 @@ pub async fn show(
             .trashed_at
             .map(|at| crate::trash::time_left(at, state.config.trash_retention, now_millis())),
         purging: img.purging,
-        in_albums: crate::store::albums::holding(&state.db, current.user.id, &img.id)
-            .await?
-            .into_iter()
-            .map(|a| (a.id, a.title))
-            .collect(),
-        sharing: crate::store::shares::sharing_allowed(&state.db, current.user.id).await?,
+        in_albums: state
+            .cache
+            .albums_holding(&state.db, current.user.id, &img.id)
+            .await?,
+        sharing: current.user.sharing_allowed,
     }))
 }
 

@@ -15,6 +15,8 @@ pub struct User {
     pub keep_location: bool,
     /// Bytes of originals they may keep, the trash included; `None`: no limit.
     pub quota_bytes: Option<i64>,
+    /// An admin has not turned their share links off (`users.sharing_disabled`).
+    pub sharing_allowed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -37,10 +39,11 @@ pub struct NewUser<'a> {
     pub is_admin: bool,
 }
 
-/// sqlx's `Any` driver can't decode SQLite booleans, so the flag is read as an integer
+/// sqlx's `Any` driver can't decode SQLite booleans, so the flags are read as integers
 /// on both backends.
-const ADMIN_FLAG: &str = "CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin, \
-                          CASE WHEN keep_location THEN 1 ELSE 0 END AS keep_location";
+const FLAGS: &str = "CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin, \
+                          CASE WHEN keep_location THEN 1 ELSE 0 END AS keep_location, \
+                          CASE WHEN sharing_disabled THEN 0 ELSE 1 END AS sharing";
 const USER_COLUMNS: &str = "id, username, full_name, session_epoch, quota_bytes";
 
 fn flag(row: &sqlx::any::AnyRow) -> Result<bool, sqlx::Error> {
@@ -56,12 +59,13 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
         session_epoch: row.try_get("session_epoch")?,
         keep_location: row.try_get::<i64, _>("keep_location")? != 0,
         quota_bytes: row.try_get("quota_bytes")?,
+        sharing_allowed: row.try_get::<i64, _>("sharing")? != 0,
     })
 }
 
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, {ADMIN_FLAG} FROM users WHERE id = $1"
+        "SELECT {USER_COLUMNS}, {FLAGS} FROM users WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(db.pool()?)
@@ -71,7 +75,7 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
 
 pub async fn by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, {ADMIN_FLAG} FROM users WHERE username = $1"
+        "SELECT {USER_COLUMNS}, {FLAGS} FROM users WHERE username = $1"
     ))
     .bind(username)
     .fetch_optional(db.pool()?)
@@ -82,7 +86,7 @@ pub async fn by_name(db: &Db, username: &str) -> Result<Option<User>, sqlx::Erro
 /// The user and their password hash, for login.
 pub async fn credentials(db: &Db, username: &str) -> Result<Option<(User, String)>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS}, {ADMIN_FLAG}, password_hash FROM users WHERE username = $1"
+        "SELECT {USER_COLUMNS}, {FLAGS}, password_hash FROM users WHERE username = $1"
     ))
     .bind(username)
     .fetch_optional(db.pool()?)

@@ -289,7 +289,7 @@ pub struct ImagePage {
     /// The purge has claimed it; it can't be restored.
     pub purging: bool,
     /// The albums it is in.
-    pub in_albums: Vec<(String, String)>,
+    pub in_albums: crate::cache::Albums,
     /// The user may make share links (an admin can turn it off).
     pub sharing: bool,
 }

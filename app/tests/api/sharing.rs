@@ -969,7 +969,97 @@ async fn an_admin_turns_sharing_off_and_every_link_stops(b: Backend) {
     assert_eq!(app.get(&visitor, &link).await.status(), StatusCode::OK);
 }
 
+/// `page` of `base` as `client` sees it once it shows `wanted` (true) or stops showing it
+/// (false), within the cache's second; panics with the last page otherwise.
+async fn within_a_second(base: &str, client: &Client, page: &str, text: &str, wanted: bool) {
+    let mut html = String::new();
+    for _ in 0..15 {
+        html = client
+            .get(format!("{base}{page}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if html.contains(text) == wanted {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{page} on {base}: {text:?} shown = {}: {html}", !wanted);
+}
+
+/// The photo page's albums and share form come from the cache on a read: a change made
+/// on another instance shows there within the cache's second (the change feed's triggers
+/// on albums and album_images, and the user row for sharing).
+async fn album_and_sharing_changes_on_one_instance_show_on_the_others_photo_page(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let alice = app.user("alice").await;
+    app.upload(&alice, &[("one.png", distinct_png(1))]).await;
+    let id = app.gallery_ids(&alice, "/gallery").await.remove(0);
+    let album = make_album(&app, &alice, "Before").await;
+    // Alice reads her photo on a second instance, past the sync cookie of her login, so
+    // that instance answers from its cache.
+    let other = TestApp::start_on(&app.data, &[]).await;
+    let reader = browser();
+    login(&other, &reader, "alice", PASSWORD).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let photo = format!("/images/{id}");
+    within_a_second(&other, &reader, &photo, "Share this photo", true).await;
+    within_a_second(&other, &reader, &photo, "Albums with this photo", false).await;
+
+    add_to_album(&app, &alice, &album, &[&id]).await;
+    within_a_second(&other, &reader, &photo, ">Before</a>", true).await;
+    let token = app.csrf(&alice, &format!("/albums/{album}")).await;
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/albums/{album}"),
+            &[("csrf", &token), ("title", "After"), ("description", "")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    within_a_second(&other, &reader, &photo, ">After</a>", true).await;
+    assert_eq!(
+        album_action(&app, &alice, &album, &token, &id, "remove").await,
+        StatusCode::SEE_OTHER
+    );
+    within_a_second(&other, &reader, &photo, "Albums with this photo", false).await;
+    add_to_album(&app, &alice, &album, &[&id]).await;
+    within_a_second(&other, &reader, &photo, ">After</a>", true).await;
+    let r = app
+        .post_form(
+            &alice,
+            &format!("/albums/{album}/delete"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    within_a_second(&other, &reader, &photo, "Albums with this photo", false).await;
+
+    // An admin turns her sharing off on the first instance: the form goes on the second.
+    let admin = app.admin().await;
+    let alice_id = app
+        .data
+        .query_strings("SELECT CAST(id AS TEXT) FROM users WHERE username = 'alice'")
+        .await
+        .remove(0);
+    let token = csrf_in(
+        &app.page(&admin, &format!("/admin/users/{alice_id}/edit"))
+            .await,
+    );
+    app.post_form(
+        &admin,
+        &format!("/admin/users/{alice_id}"),
+        &[("csrf", &token), ("full_name", "Alice")],
+    )
+    .await;
+    within_a_second(&other, &reader, &photo, "Share this photo", false).await;
+}
+
 both_backends!(
+    album_and_sharing_changes_on_one_instance_show_on_the_others_photo_page,
     an_album_is_made_ordered_shared_with_a_password_and_revoked,
     every_link_that_does_not_work_answers_the_same_404,
     another_users_albums_images_and_links_are_404,

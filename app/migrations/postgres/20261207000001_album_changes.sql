@@ -1,0 +1,42 @@
+-- Albums join the change feed (app/src/cache.rs holds which albums each image is in): a
+-- change of an album or of what it holds is reported as a change of its owner's images.
+-- A row of album_images whose album is already gone (deleted with it) reports nothing;
+-- the album's own trigger has. Statement-level for album_images: a reorder renumbers
+-- every member in one UPDATE.
+CREATE FUNCTION gallery_albums_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO changes (scope, user_id) VALUES ('images', OLD.owner_id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO changes (scope, user_id) VALUES ('images', NEW.owner_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION gallery_album_images_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- An UPDATE never moves a row to another album (only its position changes).
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO changes (scope, user_id)
+            SELECT DISTINCT 'images', a.owner_id FROM new_rows n JOIN albums a ON a.id = n.album_id;
+    ELSE
+        INSERT INTO changes (scope, user_id)
+            SELECT DISTINCT 'images', a.owner_id FROM old_rows o JOIN albums a ON a.id = o.album_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER albums_changed AFTER INSERT OR UPDATE OR DELETE ON albums
+    FOR EACH ROW EXECUTE FUNCTION gallery_albums_changed();
+CREATE TRIGGER album_images_inserted AFTER INSERT ON album_images
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION gallery_album_images_changed();
+CREATE TRIGGER album_images_updated AFTER UPDATE ON album_images
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION gallery_album_images_changed();
+CREATE TRIGGER album_images_deleted AFTER DELETE ON album_images
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION gallery_album_images_changed();
