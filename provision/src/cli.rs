@@ -338,7 +338,7 @@ pub async fn execute(
                         applier.elapsed().as_secs_f64()
                     );
                 } else {
-                    print_kept(&config.stack.name, &outcome);
+                    print_kept(&config.stack.name, &config.stack.region, &outcome);
                     println!(
                         "Stack {} removed in {:.1}s but for its data; `provision up` brings it back, \
                          `provision down --delete-data` destroys it.",
@@ -508,7 +508,7 @@ async fn roll_out(
     Ok(0)
 }
 
-fn print_kept(stack: &str, outcome: &down::Outcome) {
+fn print_kept(stack: &str, region: &str, outcome: &down::Outcome) {
     println!("Kept, the data of stack {stack}:");
     for f in &outcome.kept {
         let state = match (&outcome.usage, f.kind.as_str()) {
@@ -522,10 +522,21 @@ fn print_kept(stack: &str, outcome: &down::Outcome) {
         };
         println!("  {:<12} {:<60} {}", f.kind, f.id, state);
     }
-    println!(
-        "Keeping it costs about ${:.2} a month (us-east-1 list prices; snapshots counted at their database's full size).",
-        down::monthly_cost(&outcome.kept, outcome.usage.as_ref())
-    );
+    match down::kept_cost(region, &outcome.kept, outcome.usage.as_ref()) {
+        Ok(cost) => {
+            let title = format!(
+                "What keeping it costs a month in {}:",
+                cost.region_name
+                    .as_ref()
+                    .map_or(cost.region.clone(), |n| format!("{} ({n})", cost.region))
+            );
+            println!(
+                "{}",
+                crate::cost::table::render_retained(&title, &cost).trim_end()
+            );
+        }
+        Err(e) => println!("What keeping it costs a month is unknown: {e}"),
+    }
 }
 
 /// `down --delete-data` without `--yes-delete-data`: say what will be destroyed, and

@@ -214,6 +214,14 @@ fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     let mut config = config("life");
+    // Before it exists: config.toml's stack priced, nothing beside it.
+    let fresh = up::plan(&ctx(&config).await).await.unwrap().cost;
+    assert!(
+        fresh.contains("as config.toml sets it:")
+            && fresh.contains("2 x t3.small (up to 4)")
+            && !fresh.contains("what runs now"),
+        "{fresh}"
+    );
     let started = std::time::Instant::now();
     let (r, log) = run(up_cmd(), &config).await;
     assert_eq!(r.unwrap(), 0);
@@ -278,6 +286,18 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     // Another: the instance type makes a new launch template version, and the group is
     // pinned to its number.
     config.app.instance_type = "t3.medium".into();
+    // The cost of that change, read from what runs: 3 x t3.small, $0.0208 an hour for
+    // 730 hours, becomes 3 x t3.medium at $0.0416; nothing else changes.
+    let cost = up::plan(&ctx(&config).await).await.unwrap().cost;
+    let ec2 = cost.lines().find(|l| l.contains("EC2 instances")).unwrap();
+    assert!(
+        ec2.contains("3 x t3.medium (up to 4); now 3 x t3.small (up to 4)")
+            && ec2.split_whitespace().rev().take(3).collect::<Vec<_>>()
+                == ["+$45.55", "$91.10", "$45.55"],
+        "{cost}"
+    );
+    let total = cost.lines().find(|l| l.starts_with("  total")).unwrap();
+    assert!(total.ends_with("+$45.55"), "{cost}");
     let changed = planned_changes(&config).await;
     assert_eq!(changed.len(), 2, "{changed:?}");
     assert!(

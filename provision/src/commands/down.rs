@@ -1,7 +1,7 @@
 //! `down`: delete everything the stack owns, in reverse dependency order, then scan for
 //! anything still tagged and fail if something is left. The data (the bucket, a final
 //! database snapshot, the secret with its password) is kept unless `delete_data`, and
-//! listed with what keeping it costs.
+//! listed with what keeping it costs (`kept_cost`, priced by `cost::retained`).
 
 use crate::engine::context::Ctx;
 use crate::engine::graph::{self, Change, Node};
@@ -18,34 +18,37 @@ pub struct Outcome {
     pub usage: Option<crate::resources::bucket::Usage>,
 }
 
-/// US East (N. Virginia) list prices, as of 2026-12 (aws.amazon.com/s3/pricing,
-/// /rds/postgresql/pricing, /secrets-manager/pricing): dollars per GB-month of S3
-/// Standard, per GB-month of RDS snapshot storage once the database is gone, and per
-/// secret-month. Other regions cost up to about a third more.
-const S3_GB_MONTH: f64 = 0.023;
-const SNAPSHOT_GB_MONTH: f64 = 0.095;
-const SECRET_MONTH: f64 = 0.40;
-
-/// What keeping `kept` costs per month, in dollars (snapshots at their database's
-/// allocated size, an upper bound: RDS bills the blocks they hold).
-pub fn monthly_cost(kept: &[Found], usage: Option<&crate::resources::bucket::Usage>) -> f64 {
-    let mut dollars = usage.map_or(0.0, |u| u.bytes as f64 / 1e9 * S3_GB_MONTH);
-    for f in kept {
-        match f.kind.as_str() {
-            "db-snapshot" => {
-                let gb: f64 = f
-                    .state
-                    .rsplit(", ")
-                    .next()
-                    .and_then(|s| s.trim_end_matches(" GB").parse().ok())
-                    .unwrap_or(0.0);
-                dollars += gb * SNAPSHOT_GB_MONTH;
-            }
-            "secret" => dollars += SECRET_MONTH,
-            _ => {}
-        }
-    }
-    dollars
+/// What keeping `kept` costs a month in `region`, at the price table's prices: each
+/// snapshot at most its database's allocated size, the bucket's bytes (every version), the
+/// secrets.
+pub fn kept_cost(
+    region: &str,
+    kept: &[Found],
+    usage: Option<&crate::resources::bucket::Usage>,
+) -> Result<crate::cost::Estimate, String> {
+    let prices = crate::cost::Prices::shipped()?;
+    // A snapshot's state reads "available, 20 GB" (`snapshots::scan`).
+    let snapshot_gb: Vec<u32> = kept
+        .iter()
+        .filter(|f| f.kind == "db-snapshot")
+        .map(|f| {
+            f.state
+                .rsplit(", ")
+                .next()
+                .and_then(|s| s.trim_end_matches(" GB").parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    let secrets = kept.iter().filter(|f| f.kind == "secret").count();
+    Ok(crate::cost::retained(
+        &prices,
+        region,
+        &snapshot_gb,
+        kept.iter()
+            .any(|f| f.kind == "bucket")
+            .then(|| usage.map_or(0, |u| u.bytes)),
+        u32::try_from(secrets).unwrap_or(0),
+    ))
 }
 
 pub async fn down(ctx: &Ctx, how: Teardown) -> anyhow::Result<Outcome> {

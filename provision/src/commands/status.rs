@@ -1,4 +1,5 @@
-//! `status`: every resource of the stack with its id and state, target health, the URL.
+//! `status`: every resource of the stack with its id and state, target health, the URL,
+//! and what the stack costs a month as config.toml sets it.
 
 use serde::Serialize;
 
@@ -16,6 +17,8 @@ pub struct Status {
     pub release: Option<String>,
     /// The release each live instance booted.
     pub instances: Vec<Instance>,
+    /// The stack as config.toml sets it, priced (None: the price table would not parse).
+    pub cost: Option<crate::cost::Estimate>,
 }
 
 #[derive(Serialize)]
@@ -69,7 +72,15 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<Status> {
             release,
         });
     }
+    let cost = crate::cost::Prices::shipped().ok().map(|prices| {
+        crate::cost::estimate(
+            &prices,
+            &ctx.config.stack.region,
+            &crate::cost::Shape::configured(&ctx.config),
+        )
+    });
     Ok(Status {
+        cost,
         stack: ctx.stack().to_string(),
         region: ctx.aws.region.clone(),
         url,
@@ -105,5 +116,12 @@ pub fn print(s: &Status) {
     }
     if let Some(url) = &s.url {
         println!("url: {url}");
+    }
+    if let Some(cost) = &s.cost {
+        let title = crate::cost::title(&s.stack, cost, "as config.toml sets it");
+        println!(
+            "{}",
+            crate::cost::table::render(&title, cost, None).trim_end()
+        );
     }
 }

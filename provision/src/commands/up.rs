@@ -1,5 +1,6 @@
-//! `plan` and `up`: read the stack, show or apply the difference. A no-op `up` makes only
-//! read calls: it plans first and takes the lock only when there is something to change.
+//! `plan` and `up`: read the stack, show or apply the difference and what it costs. A
+//! no-op `up` makes only read calls: it plans first and takes the lock only when there is
+//! something to change.
 
 use crate::engine::context::{Ctx, Mode};
 use crate::engine::graph::{self, Change, Node};
@@ -7,6 +8,8 @@ use crate::engine::graph::{self, Change, Node};
 pub struct Outcome {
     pub changes: Vec<(Node, Change)>,
     pub url: Option<String>,
+    /// The cost table (`cost`) of the plan.
+    pub cost: String,
 }
 
 /// Walk the graph in `ctx.mode`; the first failure stops new nodes and is returned.
@@ -33,7 +36,35 @@ pub async fn plan(ctx: &Ctx) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         changes,
         url: super::url(ctx),
+        cost: cost(ctx),
     })
+}
+
+/// The monthly cost of the stack as config.toml sets it, beside what the plan walk found
+/// running (`Outputs::running`) when any of the stack exists.
+pub fn cost(ctx: &Ctx) -> String {
+    let prices = match crate::cost::Prices::shipped() {
+        Ok(p) => p,
+        Err(e) => return format!("Monthly cost unknown: {e}\n"),
+    };
+    let region = &ctx.config.stack.region;
+    let wanted = crate::cost::estimate(
+        &prices,
+        region,
+        &crate::cost::Shape::configured(&ctx.config),
+    );
+    let running = ctx.out().running;
+    if running.is_nothing() {
+        let title = crate::cost::title(ctx.stack(), &wanted, "as config.toml sets it");
+        return crate::cost::table::render(&title, &wanted, None);
+    }
+    let now = crate::cost::estimate(&prices, region, &running);
+    let title = crate::cost::title(
+        ctx.stack(),
+        &wanted,
+        "as config.toml sets it, beside what runs now",
+    );
+    crate::cost::table::render(&title, &wanted, Some(&now))
 }
 
 pub fn print_plan(outcome: &Outcome) {
@@ -50,6 +81,7 @@ pub fn print_plan(outcome: &Outcome) {
             println!("  {:<20} {}", node.label(), change.describe(true));
         }
     }
+    println!("\n{}", outcome.cost.trim_end());
     println!(
         "\nOrder (each step starts as soon as those it waits for are done):\n{}",
         graph::describe()
@@ -66,7 +98,12 @@ pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outc
         return Ok(Outcome {
             changes: Vec::new(),
             url: planned.url,
+            cost: planned.cost,
         });
+    }
+    // What the changes cost, before any is made.
+    if !planner.quiet {
+        println!("{}", planned.cost.trim_end());
     }
     debug_assert_eq!(applier.mode, Mode::Apply);
     let guard = crate::engine::lock::acquire(applier, "up").await?;
@@ -92,6 +129,7 @@ pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outc
             .filter(|(_, c)| c.is_change() || matches!(c, Change::Note(_)))
             .collect(),
         url: super::url(applier),
+        cost: planned.cost,
     })
 }
 

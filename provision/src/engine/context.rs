@@ -52,6 +52,9 @@ pub struct Outputs {
     pub launch_template_id: Option<String>,
     pub launch_template_version: Option<i64>,
     pub asg: Option<String>,
+    /// What the plan found running, as AWS bills it (each resource's `ensure` fills in its
+    /// part): the cost `plan` and `up` print beside config.toml's.
+    pub running: crate::cost::Shape,
 }
 
 pub struct Ctx {

@@ -234,6 +234,8 @@ pub async fn ensure_load_balancer(ctx: &Ctx) -> anyhow::Result<Change> {
             ctx.set(|o| {
                 o.load_balancer_arn = Some(arn.clone());
                 o.load_balancer_dns = lb.dns_name().map(String::from);
+                o.running.load_balancer_zones =
+                    u32::try_from(lb.availability_zones().len()).unwrap_or(0);
             });
             let mut changes = Vec::new();
             if sg != PLANNED && lb.security_groups() != [sg.clone()] {

@@ -56,6 +56,7 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     ctx.set(|o| o.bucket = Some(bucket.clone()));
     let mut changes = Vec::new();
     let existed = exists(ctx, &bucket).await?;
+    ctx.set(|o| o.running.bucket = existed);
     if !existed {
         if ctx.planning() {
             return Ok(Change::Create);

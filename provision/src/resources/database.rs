@@ -194,6 +194,16 @@ pub async fn others(ctx: &Ctx) -> anyhow::Result<Vec<DbInstance>> {
     Ok(all)
 }
 
+/// What the running database is billed as, for the cost beside config.toml's.
+fn running(db: &DbInstance) -> crate::cost::Database {
+    crate::cost::Database {
+        class: db.db_instance_class().unwrap_or_default().to_string(),
+        storage_gb: u32::try_from(db.allocated_storage().unwrap_or(0)).unwrap_or(0),
+        multi_az: db.multi_az().unwrap_or(false),
+        storage_type: db.storage_type().map(String::from),
+    }
+}
+
 /// Settings that `up` converges on a running database.
 fn drift(ctx: &Ctx, db: &DbInstance) -> Vec<String> {
     let want = &ctx.config.database;
@@ -282,6 +292,7 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                     "--from-snapshot {wanted}: the stack has a database ({id}); a snapshot is restored only into a stack without one (after `provision down`)"
                 );
             }
+            ctx.set(|o| o.running.database = Some(running(db)));
             let mut d = drift(ctx, db);
             if let Some(from) = unfinished_restore(ctx, db).await? {
                 d.push(format!(

@@ -71,6 +71,10 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let asg = name(ctx);
     let change = match find(ctx).await? {
         Some(g) => {
+            ctx.set(|o| {
+                o.running.instances = u32::try_from(g.desired_capacity().unwrap_or(0)).unwrap_or(0);
+                o.running.max_instances = u32::try_from(g.max_size().unwrap_or(0)).unwrap_or(0);
+            });
             let mut diff = Vec::new();
             if g.min_size() != Some(app.min_size)
                 || g.max_size() != Some(app.max_size)

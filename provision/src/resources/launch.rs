@@ -282,6 +282,7 @@ pub async fn ensure_release(
             ctx.set(|o| {
                 o.launch_template_id = Some(c.id.clone());
                 o.launch_template_version = Some(c.version);
+                o.running.instance_type = Some(c.instance_type.clone());
             });
             if diff.is_empty() {
                 return Ok(Change::Unchanged);

@@ -563,6 +563,7 @@ pub async fn ensure_nat_gateway(ctx: &Ctx) -> anyhow::Result<Change> {
     } else {
         live_nat_gateways(ctx).await?
     };
+    ctx.set(|o| o.running.nat_gateway = !existing.is_empty());
     if !wanted {
         if existing.is_empty() {
             return Ok(Change::Unchanged);

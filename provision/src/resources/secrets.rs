@@ -113,6 +113,8 @@ async fn ensure_secret(
         }
         let arn = out.arn().unwrap_or_default().to_string();
         if out.deleted_date().is_none() {
+            // Billed (one scheduled for deletion is not): for the cost beside config.toml's.
+            ctx.set(|o| o.running.secrets += 1);
             return Ok((arn, Change::Unchanged));
         }
         // Scheduled for deletion (a `down` that kept the database's final snapshot, or the
