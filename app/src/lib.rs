@@ -9,6 +9,7 @@ pub mod aws_secrets;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod cores;
 pub mod db;
 pub mod domain;
 pub mod error;

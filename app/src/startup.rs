@@ -166,6 +166,7 @@ async fn serve(
         .max_buf_size(READ_BUFFER_MAX);
     builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let cores = crate::cores::Cores::start()?;
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -181,12 +182,16 @@ async fn serve(
                 };
                 let Ok(app) = make.call(peer).await;
                 let service = TowerToHyperService::new(app);
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
+                // The connection moves to one core's runtime and stays there.
+                let Ok(stream) = stream.into_std() else { continue };
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                cores.next().spawn(async move {
+                    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
                 });
             }
             () = &mut stop => break,
