@@ -1,11 +1,5 @@
 use clap::Parser;
 
-/// mimalloc for Rust's allocations (docs/BENCHMARKS.md: glibc's malloc/free was ~9% of
-/// the request path's samples). C libraries (SQLite, aws-lc) keep glibc's malloc, whose
-/// arenas `limit_malloc_arenas` still limits.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     // Before any thread exists, so every thread shares the few arenas.
     gallery::startup::limit_malloc_arenas();
