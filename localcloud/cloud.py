@@ -31,6 +31,7 @@ from .net import Network
 from .pki import TRUSTSTORE_HOST, Pki
 from .rds import Databases
 from .settings import LOCK, SETTINGS
+from .ssm import RunCommand
 
 ACCOUNT = "123456789012"
 log = logging.getLogger("localcloud")
@@ -61,6 +62,7 @@ class LocalCloud:
         patches.apply(self)
         self.faults = Faults(DomainDispatcherApplication(create_backend_app), self.control)
         patch_describes(self.faults.consistency)
+        self.faults.run_command = RunCommand(self)
         self.server = make_server(
             self.net.endpoint_ip, port, self.faults, threaded=True, request_handler=MotoRequestHandler
         )
@@ -372,6 +374,8 @@ class LocalCloud:
         log.info("stopping: instances, databases, load balancers")
         self.server.shutdown()
         self.truststore.shutdown()
+        if self.faults.run_command is not None:
+            self.faults.run_command.close()
         await asyncio.to_thread(self.instances.close)
         await asyncio.to_thread(self.databases.close)
         await self.balancers.close()

@@ -7,6 +7,7 @@ response times out on its way back. Every error is in the service's own format."
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import socket
@@ -15,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from . import validate, wire
+from . import ssm, validate, wire
 from .consistency import Backends, Consistency, Refusal, Stale
 from .settings import LOCK, SETTINGS
 from .tokens import Mismatch, Tokens
@@ -91,6 +92,8 @@ class Faults:
         self.rules: list[Rule] = []
         self.rules_lock = threading.Lock()
         self.violations: list[dict] = []
+        # SSM Run Command, answered here (ssm.py); set by the cloud.
+        self.run_command: ssm.RunCommand | None = None
 
     # ---- test-asked faults ----------------------------------------------------------
 
@@ -186,6 +189,16 @@ class Faults:
         lose = (rule is not None and rule.lose_answer) or (
             not spared and not call.is_read and aws["lost_answer_rate"] > 0 and random.random() < aws["lost_answer_rate"]
         )
+        if self.run_command is not None and call.service == "ssm" and call.operation in ssm.OPERATIONS:
+            try:
+                answer = json.dumps(self.run_command.handle(call)).encode()
+            except ssm.SsmError as e:
+                return self._answer(start_response, error_response(call.signing_name, e.code, e.message, 400))
+            if lose:
+                self.injected["lost_answers"] += 1
+                log.info("lost the answer to %s (applied; the client never hears)", call.name)
+                return self._drop(environ, start_response)
+            return self._answer(start_response, ("200 OK", "application/x-amz-json-1.1", answer))
         with LOCK:
             try:
                 self.consistency.before(call, self.backends)

@@ -48,6 +48,7 @@ AWS: dict[str, dict] = {
         "console_from_units": 1,
         "pitr_interval": 1.0,
         "pitr_window": 3600.0,
+        "invocation_lag": 1.0,
     },
     "realistic": {
         "consistency_lag": 5.0,
@@ -65,6 +66,7 @@ AWS: dict[str, dict] = {
         "console_from_units": 1,
         "pitr_interval": 5.0,
         "pitr_window": 3600.0,
+        "invocation_lag": 2.0,
     },
     "kind": {
         "consistency_lag": 0.0,
@@ -82,6 +84,7 @@ AWS: dict[str, dict] = {
         "console_from_units": 0,
         "pitr_interval": 1.0,
         "pitr_window": 3600.0,
+        "invocation_lag": 0.0,
     },
 }
 PROFILES = list(DELAYS)

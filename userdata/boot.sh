@@ -110,6 +110,25 @@ ENV
 chmod 0640 /etc/gallery/gallery.env
 chgrp gallery /etc/gallery/gallery.env
 
+# `provision exec` (SSM Run Command, which runs as root) goes through this: the command
+# runs as the service does, its user with the unit's EnvironmentFile, `gallery` on PATH.
+# The file holds no secret (the app fetches those itself); nothing here prints it.
+cat > /usr/local/bin/gallery-exec <<'WRAPPER'
+#!/bin/bash
+set -euo pipefail
+while IFS= read -r line || [ -n "$line" ]; do
+  case "$line" in
+    '' | '#'*) ;;
+    *=*) export "${line%%=*}=${line#*=}" ;;
+  esac
+done < /etc/gallery/gallery.env
+export PATH="/opt/gallery/current:/usr/local/bin:/usr/bin:/bin"
+export HOME=/ USER=gallery LOGNAME=gallery
+cd /
+exec setpriv --reuid=gallery --regid=gallery --init-groups --no-new-privs -- "$@"
+WRAPPER
+chmod 0755 /usr/local/bin/gallery-exec
+
 # 4. A hardened service that restarts on failure. Its output goes to the journal and to
 #    the console too, so EC2's console output (what a failed deploy shows) has the app's
 #    last lines even when the instance is gone or unreachable.

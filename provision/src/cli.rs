@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{backup, down, restore, status, up};
+use crate::commands::{backup, down, exec, restore, status, up};
 use crate::config::StackConfig;
 use crate::engine::aws::{CallLog, Clients};
 use crate::engine::context::{Ctx, Mode};
@@ -146,6 +146,25 @@ pub enum Command {
         yes: bool,
         #[command(flatten)]
         rolling: RollingArgs,
+    },
+    /// Run a command on the stack's instances through SSM Run Command (no SSH, no open
+    /// port), as the gallery's service user with its environment: by default on one
+    /// healthy InService instance (`provision exec -- gallery users list`). Prints each
+    /// instance's output and exit code; exits 1 if any failed or did not finish in time
+    #[command(group(clap::ArgGroup::new("where").args(["instance", "all"])))]
+    Exec {
+        /// Run on this instance (one of the stack's group)
+        #[arg(long, value_name = "ID")]
+        instance: Option<String>,
+        /// Run on every InService instance
+        #[arg(long)]
+        all: bool,
+        /// Seconds to wait for the command; then it is cancelled where it still runs
+        #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
     /// Print the first admin's username and password (kept in Secrets Manager)
     AdminPassword,
@@ -402,6 +421,21 @@ pub async fn execute(
                 backup::print(&b);
             }
             Ok(0)
+        }
+        Command::Exec {
+            instance,
+            all,
+            timeout,
+            command,
+        } => {
+            let targets = match (instance, all) {
+                (Some(id), _) => exec::Targets::Instance(id.clone()),
+                (None, true) => exec::Targets::All,
+                (None, false) => exec::Targets::One,
+            };
+            let timeout = std::time::Duration::from_secs(*timeout);
+            let outcomes = exec::exec(&ctx(Mode::Plan), &targets, command, timeout).await?;
+            Ok(exec::report(&outcomes, timeout))
         }
         Command::Restore {
             to_time,

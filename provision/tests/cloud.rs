@@ -1436,6 +1436,8 @@ async fn up_serves_end_to_end_then_down_and_up_again_at_once_with_late_credentia
         200,
         "alice's session cookie is a live session"
     );
+    // Instances whose credentials came late have registered with SSM by now.
+    exec_runs_a_command_on_an_instance(&stack).await;
     for id in in_service(&stack).await {
         let console = stack.console(&id).await;
         assert!(
@@ -1498,6 +1500,85 @@ async fn up_serves_end_to_end_then_down_and_up_again_at_once_with_late_credentia
     stack.down().await;
     assert_nothing_runs(&ids).await;
     defaults().await;
+}
+
+/// `provision exec`: the gallery's own CLI reaches the database as the service does, a
+/// failing command's exit code is reported and fails the run, and a command that outlives
+/// `--timeout` is cancelled with a message naming the instance.
+async fn exec_runs_a_command_on_an_instance(stack: &Stack) {
+    let serving = in_service(stack).await;
+    let (code, stdout, stderr) = stack
+        .provision(&["exec", "--", "gallery", "users", "list"])
+        .await;
+    assert_eq!(code, 0, "exec failed:\n{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("=== i-").count(),
+        1,
+        "one instance by default:\n{stdout}"
+    );
+    let header = stdout.lines().next().unwrap_or_default();
+    assert!(
+        serving.iter().any(|id| header.contains(id.as_str()))
+            && header.contains("(exit 0, Success)"),
+        "labelled with an InService instance and its exit code:\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("admin ") && l.contains("yes")),
+        "the admin user is listed:\n{stdout}"
+    );
+    assert!(stdout.contains("USERNAME"), "{stdout}");
+
+    // Every InService instance, a failing command, arguments quoted as given.
+    let (code, stdout, stderr) = stack
+        .provision(&[
+            "exec",
+            "--all",
+            "--",
+            "sh",
+            "-c",
+            "echo \"as $(id -un): $1\"; echo oops >&2; exit 3",
+            "sh",
+            "it's $HOME",
+        ])
+        .await;
+    assert_eq!(code, 1, "a failed command fails exec:\n{stdout}\n{stderr}");
+    for id in &serving {
+        assert!(
+            stdout.contains(&format!("=== {id} (exit 3, Failed) ===")),
+            "{id}'s exit code:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("as gallery: it's $HOME").count(),
+        serving.len(),
+        "run as the service user, argument unchanged:\n{stdout}"
+    );
+    assert!(stdout.contains("oops"), "{stdout}");
+    assert!(stderr.contains("the command failed on"), "{stderr}");
+
+    let started = Instant::now();
+    let (code, stdout, stderr) = stack
+        .provision(&["exec", "--timeout", "2", "--", "sleep", "30"])
+        .await;
+    assert_eq!(
+        code, 1,
+        "a timed-out command fails exec:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "exec waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("timed out after 2s") && stderr.contains("did not finish"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("did not finish within 2s, cancelled (Cancelled)"),
+        "{stdout}"
+    );
 }
 
 /// After `down` and `up`: the users `use_the_gallery` made log in with the same

@@ -758,8 +758,39 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
             );
         }
     }
+    // The SSM agent's statement (for `provision exec`): exactly what Run Command needs, on
+    // "*" since those actions take no resource ARN; the only statement on "*".
+    let agent: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Resource"] == "*")
+        .collect();
+    assert_eq!(agent.len(), 1, "one statement on every resource: {agent:?}");
+    assert_eq!(agent[0]["Sid"], "SsmAgentRunCommand");
+    assert_eq!(
+        agent[0]["Action"],
+        serde_json::json!([
+            "ssm:UpdateInstanceInformation",
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+            "ec2messages:AcknowledgeMessage",
+            "ec2messages:DeleteMessage",
+            "ec2messages:FailMessage",
+            "ec2messages:GetEndpoint",
+            "ec2messages:GetMessages",
+            "ec2messages:SendReply"
+        ])
+    );
     for st in doc["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
+        let actions = st["Action"].to_string();
+        assert!(!actions.contains('*'), "wildcard action: {actions}");
+        if st["Resource"] == "*" {
+            continue;
+        }
         let resources: Vec<String> = match &st["Resource"] {
             serde_json::Value::String(s) => vec![s.clone()],
             serde_json::Value::Array(a) => {
@@ -770,8 +801,6 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
         for r in resources {
             assert!(allowed.contains(&r), "policy names a foreign resource: {r}");
         }
-        let actions = st["Action"].to_string();
-        assert!(!actions.contains('*'), "wildcard action: {actions}");
     }
 
     let groups = c

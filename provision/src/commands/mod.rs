@@ -1,9 +1,10 @@
 //! The commands: `plan`, `up`, `status`, `down`, `deploy`, `rollback`, `backup`,
-//! `backups` and `restore`; `cli` runs `admin-password` and `unlock` itself.
+//! `backups`, `restore` and `exec`; `cli` runs `admin-password` and `unlock` itself.
 
 pub mod backup;
 pub mod deploy;
 pub mod down;
+pub mod exec;
 pub mod restore;
 pub mod status;
 pub mod up;

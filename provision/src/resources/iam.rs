@@ -1,6 +1,7 @@
 //! The instance role and profile, least privilege: read-write on this stack's images,
-//! read-only on its releases, its two secrets; nothing else. IAM is global, so the names
-//! carry the region: the same stack name in two regions gets two roles.
+//! read-only on its releases, its two secrets, and what the SSM agent needs for Run
+//! Command (`provision exec`); nothing else. IAM is global, so the names carry the
+//! region: the same stack name in two regions gets two roles.
 
 use crate::engine::context::{Ctx, PLANNED, STACK_TAG};
 use crate::engine::errors::{already, code, explain, AwsResult};
@@ -13,7 +14,16 @@ pub fn role_name(ctx: &Ctx) -> String {
     ctx.name(&format!("{}-app", ctx.aws.region))
 }
 
-/// The inline policy the role must have.
+/// The inline policy the role must have (`templates/app-policy.json`).
+///
+/// Its `SsmAgentRunCommand` statement is the part of AmazonSSMManagedInstanceCore that Run
+/// Command needs: the agent registers and pings (ssm:UpdateInstanceInformation) and takes
+/// its commands and sends their results over ec2messages or, newer agents, the
+/// ssmmessages control channel. Left out: State Manager, Inventory, Patch Manager and
+/// Parameter Store (ssm:ListAssociations, PutInventory, GetDocument, GetParameter, ...).
+/// `Resource` is `*` because the ssmmessages and ec2messages actions support no
+/// resource-level permissions, and the agent calls UpdateInstanceInformation for the
+/// instance it runs on (whose id the policy, shared by the group, cannot name).
 pub fn app_policy(
     bucket: &str,
     db_secret: &str,
@@ -410,4 +420,72 @@ pub async fn scan(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
         Err(e) => return Err(explain(format!("scanning instance profile {role}"), e)),
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the SSM agent needs for Run Command, and only that.
+    pub const SSM_AGENT: [&str; 11] = [
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:DeleteMessage",
+        "ec2messages:FailMessage",
+        "ec2messages:GetEndpoint",
+        "ec2messages:GetMessages",
+        "ec2messages:SendReply",
+    ];
+
+    #[test]
+    fn the_role_gets_the_ssm_agents_run_command_actions_and_no_wildcard_action() {
+        let doc = app_policy("b", "arn:db", "arn:admin").unwrap();
+        let statements = doc["Statement"].as_array().unwrap();
+        let actions = |st: &serde_json::Value| -> Vec<String> {
+            match &st["Action"] {
+                serde_json::Value::String(a) => vec![a.clone()],
+                serde_json::Value::Array(a) => {
+                    a.iter().map(|v| v.as_str().unwrap().to_string()).collect()
+                }
+                other => panic!("action {other}"),
+            }
+        };
+        let ssm: Vec<&serde_json::Value> = statements
+            .iter()
+            .filter(|st| {
+                actions(st)
+                    .iter()
+                    .any(|a| a.starts_with("ssm") || a.starts_with("ec2messages"))
+            })
+            .collect();
+        assert_eq!(ssm.len(), 1, "one statement for the agent: {ssm:?}");
+        assert_eq!(actions(ssm[0]), SSM_AGENT.to_vec());
+        assert_eq!(ssm[0]["Effect"], "Allow");
+        assert!(ssm[0].get("Condition").is_none());
+        for st in statements {
+            for a in actions(st) {
+                assert!(!a.contains('*'), "wildcard action: {a}");
+            }
+            // Only the agent's statement is on "*": its actions take no resource ARN.
+            if st["Resource"] == "*" {
+                assert_eq!(st["Sid"], "SsmAgentRunCommand", "{st}");
+            }
+        }
+        // Nothing to send commands, read parameters or open sessions elsewhere.
+        let all = doc.to_string();
+        for broader in [
+            "ssm:SendCommand",
+            "ssm:GetParameter",
+            "ssm:StartSession",
+            "ssm:ListAssociations",
+            "ssm:GetDocument",
+            "ssm:PutInventory",
+        ] {
+            assert!(!all.contains(broader), "{broader} granted");
+        }
+    }
 }
