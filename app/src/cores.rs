@@ -4,6 +4,13 @@
 //! from (docs/BENCHMARKS.md: the scheduler was ~30% of the request path's samples).
 //! Background work (the change feed, sweeps, the first migration) stays on the main
 //! runtime.
+//!
+//! What a request opens on a core (a pooled PostgreSQL connection, an S3 connection, a
+//! timer) stays registered with that core's runtime wherever it is used later: its I/O is
+//! noticed when that core's thread next polls for events (when idle, or every 61 tasks).
+//! No request blocks a core's thread (CPU work goes to `spawn_blocking` under the CPU
+//! semaphore), so that wait stays short; and the runtimes live as long as the app state
+//! (`state::Shared::cores`), so nothing outlives the runtime it was made on.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

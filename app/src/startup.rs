@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::accounts;
 use crate::config::{Config, DatabaseKind, DatabaseSource};
+use crate::cores::Cores;
 use crate::db::Db;
 use crate::routes;
 use crate::spool::Spool;
@@ -94,6 +95,9 @@ impl Application {
             cpu: Arc::new(Semaphore::new(cores)),
             zips: Arc::new(Semaphore::new(crate::archive::AT_ONCE)),
             renditions: Arc::new(Semaphore::new(crate::routes::RENDITIONS_AT_ONCE)),
+            cores: Arc::new(
+                crate::cores::Cores::start().context("starting the per-core runtimes")?,
+            ),
         });
         tokio::spawn(prepare_database(state.clone()));
         tokio::spawn(sweep(state.clone()));
@@ -135,6 +139,7 @@ impl Application {
         serve(
             self.listener,
             self.router,
+            &self.state.cores,
             self.state.config.header_timeout,
             stop,
         )
@@ -147,6 +152,7 @@ impl Application {
 async fn serve(
     listener: TcpListener,
     router: Router,
+    cores: &Cores,
     header_timeout: Duration,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -166,7 +172,6 @@ async fn serve(
         .max_buf_size(READ_BUFFER_MAX);
     builder.http2().timer(TokioTimer::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let cores = crate::cores::Cores::start()?;
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -183,11 +188,23 @@ async fn serve(
                 let Ok(app) = make.call(peer).await;
                 let service = TowerToHyperService::new(app);
                 // The connection moves to one core's runtime and stays there.
-                let Ok(stream) = stream.into_std() else { continue };
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "handing a connection to a core failed");
+                        continue;
+                    }
+                };
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 cores.next().spawn(async move {
-                    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else { return };
+                    let stream = match tokio::net::TcpStream::from_std(stream) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "taking a connection on a core failed");
+                            return;
+                        }
+                    };
                     let connection = builder
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .into_owned();

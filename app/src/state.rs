@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::cores::Cores;
 use crate::db::Db;
 use crate::spool::Spool;
 use crate::storage::Storage;
@@ -51,6 +52,9 @@ pub struct Shared {
     /// Share-link work that reads a whole original (a screen rendition, an original's
     /// location-free copy): a few at a time (`routes::shared`).
     pub renditions: Arc<Semaphore>,
+    /// The runtimes that serve connections, one per core (`cores`). Held here so they
+    /// stop only once nothing can use what they made (pooled connections, timers).
+    pub cores: Arc<Cores>,
 }
 
 /// Readiness: false until migrations ran; false again once draining after SIGTERM.
