@@ -5,18 +5,8 @@
 -- that changes neither title nor owner (a cover, `store::albums::lock`'s no-op) and a
 -- member's new position report nothing. Statement-level for album_images: adding a
 -- selection inserts many rows at once.
-CREATE FUNCTION gallery_albums_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO changes (scope, user_id) VALUES ('images', OLD.owner_id);
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO changes (scope, user_id) VALUES ('images', NEW.owner_id);
-    END IF;
-    RETURN NULL;
-END
-$$;
-
+-- Albums have an owner_id as images do: gallery_images_changed (20261204000001_changes.sql)
+-- reports their rows.
 CREATE FUNCTION gallery_album_images_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -31,11 +21,11 @@ END
 $$;
 
 CREATE TRIGGER albums_added_or_deleted AFTER INSERT OR DELETE ON albums
-    FOR EACH ROW EXECUTE FUNCTION gallery_albums_changed();
+    FOR EACH ROW EXECUTE FUNCTION gallery_images_changed();
 CREATE TRIGGER albums_renamed AFTER UPDATE ON albums
     FOR EACH ROW
     WHEN (OLD.title IS DISTINCT FROM NEW.title OR OLD.owner_id IS DISTINCT FROM NEW.owner_id)
-    EXECUTE FUNCTION gallery_albums_changed();
+    EXECUTE FUNCTION gallery_images_changed();
 CREATE TRIGGER album_images_inserted AFTER INSERT ON album_images
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION gallery_album_images_changed();
