@@ -29,9 +29,11 @@ from .settings import LOCK, SETTINGS
 log = logging.getLogger("localcloud.ssm")
 ACCOUNT = "123456789012"
 OPERATIONS = {"SendCommand", "GetCommandInvocation", "ListCommandInvocations", "CancelCommand", "DescribeInstanceInformation"}
-# GetCommandInvocation's StandardOutputContent and StandardErrorContent hold the first
-# 24,000 characters (more goes to S3 output only).
+# GetCommandInvocation's StandardOutputContent holds the first 24,000 characters of the
+# output, StandardErrorContent the first 8,000 (more goes to S3 output only); the agent
+# cuts by bytes, so multi-byte text is cut sooner.
 OUTPUT_LIMIT = 24000
+ERROR_LIMIT = 8000
 TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut"}
 AGENT_VERSION = "3.3.0.0"
 
@@ -64,10 +66,10 @@ class Invocation:
     cancel: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def output(self, path: str) -> str:
+    def output(self, path: str, limit: int = OUTPUT_LIMIT) -> str:
         try:
             with open(path, "rb") as f:
-                return f.read(OUTPUT_LIMIT * 4).decode(errors="replace")[:OUTPUT_LIMIT]
+                return f.read(limit).decode(errors="ignore")
         except OSError:
             return ""
 
@@ -248,6 +250,8 @@ class RunCommand:
         return inv
 
     def _view(self, inv: Invocation) -> dict:
+        # The agent reports a plugin's output when it ends: nothing while it runs.
+        ended = inv.status in TERMINAL
         return {
             "CommandId": inv.command_id,
             "InstanceId": inv.instance_id,
@@ -261,9 +265,9 @@ class RunCommand:
             "ExecutionEndDateTime": _stamp(inv.ended) if inv.ended else "",
             "Status": inv.status,
             "StatusDetails": inv.details,
-            "StandardOutputContent": inv.output(inv.out_path),
+            "StandardOutputContent": inv.output(inv.out_path) if ended else "",
             "StandardOutputUrl": "",
-            "StandardErrorContent": inv.output(inv.err_path),
+            "StandardErrorContent": inv.output(inv.err_path, ERROR_LIMIT) if ended else "",
             "StandardErrorUrl": "",
             "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
         }

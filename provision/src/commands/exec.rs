@@ -11,8 +11,14 @@ use crate::engine::context::Ctx;
 use crate::engine::errors::{code, explain, AwsResult};
 use crate::resources::fleet;
 
-/// GetCommandInvocation holds the first 24,000 characters of each stream.
+/// GetCommandInvocation holds the first 24,000 characters of the output and the first
+/// 8,000 of the error output; the agent counts bytes, so a stream this long in bytes may
+/// have been cut.
 pub const OUTPUT_LIMIT: usize = 24_000;
+pub const ERROR_LIMIT: usize = 8_000;
+/// SendCommand and CancelCommand take at most 50 instance ids; DescribeInstanceInformation
+/// answers at most 50 a page.
+const IDS_AT_ONCE: usize = 50;
 /// The wrapper the boot script installs: the service's user, EnvironmentFile and PATH.
 pub const WRAPPER: &str = "/usr/local/bin/gallery-exec";
 /// How long an instance's agent may take to register before exec gives up on it.
@@ -62,6 +68,21 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// A command exec can pass on unchanged: one is given, and no argument holds `{{`, as SSM
+/// replaces `{{ssm:name}}` in a command's parameters before the shell reads them.
+pub fn check_command(argv: &[String]) -> anyhow::Result<()> {
+    if argv.is_empty() {
+        anyhow::bail!("no command given: `provision exec -- gallery users list`");
+    }
+    if let Some(arg) = argv.iter().find(|a| a.contains("{{")) {
+        anyhow::bail!(
+            "argument {arg:?} holds '{{{{', which SSM Run Command would read as a parameter \
+             reference ({{{{ssm:name}}}}) before the command sees it"
+        );
+    }
+    Ok(())
+}
+
 /// The script AWS-RunShellScript runs (as root): the wrapper with each argument quoted.
 pub fn script(argv: &[String]) -> String {
     let args: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
@@ -89,7 +110,10 @@ pub fn format_outcome(o: &Outcome, timeout: Duration) -> String {
         }
     };
     let mut text = format!("=== {} ({how}) ===\n", o.instance);
-    for (name, stream) in [("", &o.stdout), ("stderr", &o.stderr)] {
+    for (name, stream, limit) in [
+        ("", &o.stdout, OUTPUT_LIMIT),
+        ("stderr", &o.stderr, ERROR_LIMIT),
+    ] {
         if stream.is_empty() {
             continue;
         }
@@ -100,9 +124,9 @@ pub fn format_outcome(o: &Outcome, timeout: Duration) -> String {
         if !stream.ends_with('\n') {
             text.push('\n');
         }
-        if stream.chars().count() >= OUTPUT_LIMIT {
+        if stream.len() >= limit {
             text.push_str(&format!(
-                "[output truncated: SSM keeps the first {OUTPUT_LIMIT} characters]\n"
+                "[output may be cut: SSM keeps the first {limit} characters of it]\n"
             ));
         }
     }
@@ -175,27 +199,41 @@ async fn pick(ctx: &Ctx, targets: &Targets) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Which of `ids` SSM lists Online (its agent registered and pinging).
+/// Which of `ids` SSM lists Online (its agent registered and pinging), every page read:
+/// a filtered listing may answer short pages.
 async fn online(ctx: &Ctx, ids: &[String]) -> anyhow::Result<Vec<String>> {
-    let filter = InstanceInformationStringFilter::builder()
-        .key("InstanceIds")
-        .set_values(Some(ids.to_vec()))
-        .build()
-        .map_err(|e| anyhow::anyhow!("building the SSM filter: {e}"))?;
-    let out = ctx
-        .aws
-        .ssm
-        .describe_instance_information()
-        .filters(filter)
-        .send()
-        .await
-        .aws("listing the instances registered with SSM")?;
-    Ok(out
-        .instance_information_list()
-        .iter()
-        .filter(|i| i.ping_status().is_some_and(|p| p.as_str() == "Online"))
-        .filter_map(|i| i.instance_id().map(String::from))
-        .collect())
+    let mut found = Vec::new();
+    for batch in ids.chunks(IDS_AT_ONCE) {
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(batch.to_vec()))
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the SSM filter: {e}"))?;
+        let mut next: Option<String> = None;
+        loop {
+            let out = ctx
+                .aws
+                .ssm
+                .describe_instance_information()
+                .filters(filter.clone())
+                .max_results(IDS_AT_ONCE as i32)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .aws("listing the instances registered with SSM")?;
+            found.extend(
+                out.instance_information_list()
+                    .iter()
+                    .filter(|i| i.ping_status().is_some_and(|p| p.as_str() == "Online"))
+                    .filter_map(|i| i.instance_id().map(String::from)),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Run `argv` on the targets; each instance's outcome, in instance order.
@@ -205,9 +243,7 @@ pub async fn exec(
     argv: &[String],
     timeout: Duration,
 ) -> anyhow::Result<Vec<Outcome>> {
-    if argv.is_empty() {
-        anyhow::bail!("no command given: `provision exec -- gallery users list`");
-    }
+    check_command(argv)?;
     let ids = pick(ctx, targets).await?;
     let poll = ctx.timing.poll.min(Duration::from_secs(1));
     // A new instance's agent registers once its role's credentials arrive: wait, bounded.
@@ -244,6 +280,12 @@ pub async fn exec(
         return Ok(outcomes);
     }
     ready.sort();
+    if ready.len() > IDS_AT_ONCE {
+        anyhow::bail!(
+            "exec runs on at most {IDS_AT_ONCE} instances at once (SendCommand's limit); {} are registered: name one with --instance",
+            ready.len()
+        );
+    }
     // The agent's own limit, a backstop should the cancel below never arrive.
     let backstop = (timeout.as_secs() + 30).min(172_800);
     let sent = ctx
@@ -469,12 +511,30 @@ mod tests {
     }
 
     #[test]
+    fn a_command_ssm_would_rewrite_is_refused() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_command(&argv(&["gallery", "users", "list"])).is_ok());
+        assert!(check_command(&argv(&["echo", "{ not a parameter }"])).is_ok());
+        let e = check_command(&argv(&["echo", "{{ssm:secret}}"])).unwrap_err();
+        assert!(e.to_string().contains("'{{'"), "{e}");
+        assert!(e.to_string().contains("{{ssm:name}}"), "{e}");
+        assert!(check_command(&[]).is_err());
+    }
+
+    #[test]
     fn output_cut_at_the_ssm_limit_says_so() {
         let mut o = outcome("Success", Some(0));
         o.stdout = "x".repeat(OUTPUT_LIMIT);
-        assert!(format_outcome(&o, Duration::from_secs(1)).contains("[output truncated"));
+        assert!(format_outcome(&o, Duration::from_secs(1)).contains("[output may be cut"));
         o.stdout = "x".repeat(OUTPUT_LIMIT - 1);
-        assert!(!format_outcome(&o, Duration::from_secs(1)).contains("truncated"));
+        assert!(!format_outcome(&o, Duration::from_secs(1)).contains("may be cut"));
+        // The error output is kept to 8,000; the agent counts bytes ("é" is two).
+        o.stderr = "x".repeat(ERROR_LIMIT);
+        assert!(format_outcome(&o, Duration::from_secs(1)).contains("first 8000 characters"));
+        o.stderr = "é".repeat(ERROR_LIMIT / 2);
+        assert!(format_outcome(&o, Duration::from_secs(1)).contains("first 8000 characters"));
+        o.stderr = "x".repeat(ERROR_LIMIT - 1);
+        assert!(!format_outcome(&o, Duration::from_secs(1)).contains("may be cut"));
     }
 
     #[test]

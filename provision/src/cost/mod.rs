@@ -39,7 +39,8 @@ pub fn assumptions() -> Vec<String> {
         format!("{S3_GB:.0} GB in the bucket (images, thumbnails, releases, kept versions), {} writes and {} reads a month;", thousands(S3_WRITES), thousands(S3_READS)),
         format!("{NAT_GB:.0} GB a month through a NAT gateway; the database's backups within the free amount (its storage size);"),
         "instances at or below their CPU baseline (T3 unlimited bills surplus CPU at $0.05 a vCPU-hour).".into(),
-        "Not counted: tax, the free tier, discounts, data between zones (app to database), Secrets Manager".into(),
+        "the first 100 GB a month out to the internet free (AWS's allowance per account, across its services: taken as unused elsewhere);".into(),
+        "Not counted: tax, the 12-month free tier, discounts, data between zones (app to database), Secrets Manager".into(),
         "API calls ($0.05 per 10,000, a few per boot).".into(),
     ]
 }
@@ -378,7 +379,8 @@ pub fn retained(
 ) -> Estimate {
     let mut e = Pricing::new(prices, region);
     // Snapshots of one database are incremental: the first holds its blocks, later ones
-    // only the blocks changed since. The largest is counted, at its full allocated size.
+    // only the blocks changed since. The largest is counted, at its full allocated size:
+    // a floor, as snapshots of another database (before a restore) hold their own blocks.
     let largest = snapshot_gb.iter().copied().max().unwrap_or(0);
     if snapshot_gb.is_empty() {
         e.free("DB snapshots", "none");
@@ -386,7 +388,7 @@ pub fn retained(
         e.regional(
             "DB snapshots",
             format!(
-                "{} snapshot(s), up to {largest} GB (others add what changed)",
+                "{} snapshot(s): at least the largest, {largest} GB (others add what changed)",
                 snapshot_gb.len()
             ),
             |r| r.rds_backup_gb_month * f64::from(largest),
