@@ -184,8 +184,9 @@ async fn pick(ctx: &Ctx, targets: &Targets) -> anyhow::Result<Vec<String>> {
                 .filter(|(_, h)| *h)
                 .map(|(id, _)| id.clone())
                 .collect();
+            // Every healthy one is a candidate: exec takes the first whose agent is Online.
             healthy.sort();
-            healthy.into_iter().take(1).collect()
+            healthy
         }
     };
     ids.sort();
@@ -248,8 +249,13 @@ pub async fn exec(
     let poll = ctx.timing.poll.min(Duration::from_secs(1));
     // A new instance's agent registers once its role's credentials arrive: wait, bounded.
     let started = Instant::now();
+    // One target: any registered candidate will do. Otherwise every target must be.
+    let enough = |ready: &[String]| match targets {
+        Targets::One => !ready.is_empty(),
+        _ => ready.len() == ids.len(),
+    };
     let mut ready = online(ctx, &ids).await?;
-    while ready.len() < ids.len() && started.elapsed() < REGISTER_WAIT.min(timeout.max(poll)) {
+    while !enough(&ready) && started.elapsed() < REGISTER_WAIT.min(timeout.max(poll)) {
         eprintln!(
             "waiting for the SSM agent of {} to register",
             ids.iter()
@@ -261,6 +267,16 @@ pub async fn exec(
         tokio::time::sleep(poll.max(Duration::from_millis(500))).await;
         ready = online(ctx, &ids).await?;
     }
+    ready.sort();
+    let ids = match targets {
+        Targets::One => {
+            // The first registered candidate, or (none registered) the first, reported.
+            let chosen = ready.first().or(ids.first()).cloned();
+            ready.truncate(1);
+            chosen.into_iter().collect()
+        }
+        _ => ids,
+    };
     let mut outcomes: Vec<Outcome> = ids
         .iter()
         .filter(|i| !ready.contains(i))
@@ -279,7 +295,6 @@ pub async fn exec(
     if ready.is_empty() {
         return Ok(outcomes);
     }
-    ready.sort();
     if ready.len() > IDS_AT_ONCE {
         anyhow::bail!(
             "exec runs on at most {IDS_AT_ONCE} instances at once (SendCommand's limit); {} are registered: name one with --instance",
@@ -306,16 +321,47 @@ pub async fn exec(
         .and_then(|c| c.command_id())
         .ok_or_else(|| anyhow::anyhow!("SendCommand answered without a command id"))?
         .to_string();
+    match follow(ctx, &command_id, &ready, timeout, poll).await {
+        Ok(done) => outcomes.extend(done),
+        Err(e) => {
+            // Not left running unwatched: cancel it where it may still run (best effort).
+            let _ = ctx
+                .aws
+                .ssm
+                .cancel_command()
+                .command_id(&command_id)
+                .set_instance_ids(Some(ready.clone()))
+                .send()
+                .await;
+            return Err(e.context(format!(
+                "following command {command_id} (cancelled on {})",
+                ready.join(", ")
+            )));
+        }
+    }
+    outcomes.sort_by(|a, b| a.instance.cmp(&b.instance));
+    Ok(outcomes)
+}
+
+/// Poll the command on `ready` until each has ended; past `timeout`, cancel what runs and
+/// report it unfinished.
+async fn follow(
+    ctx: &Ctx,
+    command_id: &str,
+    ready: &[String],
+    timeout: Duration,
+    poll: Duration,
+) -> anyhow::Result<Vec<Outcome>> {
     let deadline = Instant::now() + timeout;
     let mut done: Vec<Outcome> = Vec::new();
-    let mut pending = ready.clone();
+    let mut pending = ready.to_vec();
     let mut cancelled = false;
     // Past the deadline: cancel, then give the agent a moment to report the cancel.
     let grace = Duration::from_secs(15);
     loop {
         let mut still = Vec::new();
         for id in &pending {
-            match invocation(ctx, &command_id, id).await? {
+            match invocation(ctx, command_id, id).await? {
                 // Ended by the cancel (not on its own just before it arrived).
                 Some(o) if is_terminal(&o.status) => done.push(Outcome {
                     unfinished: cancelled && matches!(o.status.as_str(), "Cancelled" | "TimedOut"),
@@ -333,7 +379,7 @@ pub async fn exec(
             ctx.aws
                 .ssm
                 .cancel_command()
-                .command_id(&command_id)
+                .command_id(command_id)
                 .set_instance_ids(Some(pending.clone()))
                 .send()
                 .await
@@ -341,7 +387,7 @@ pub async fn exec(
             cancelled = true;
         } else if cancelled && now >= deadline + grace {
             for id in &pending {
-                let last = invocation(ctx, &command_id, id).await?;
+                let last = invocation(ctx, command_id, id).await?;
                 done.push(Outcome {
                     instance: id.clone(),
                     status: last
@@ -357,9 +403,7 @@ pub async fn exec(
         }
         tokio::time::sleep(poll).await;
     }
-    outcomes.extend(done);
-    outcomes.sort_by(|a, b| a.instance.cmp(&b.instance));
-    Ok(outcomes)
+    Ok(done)
 }
 
 fn is_terminal(status: &str) -> bool {
