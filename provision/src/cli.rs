@@ -217,11 +217,14 @@ pub async fn run(cli: Cli) -> i32 {
         return 2;
     }
     // `up` would open the load balancer: refused here, before any AWS call. `plan` only
-    // reads, so it warns and goes on to show the rest (changes, cost) in the same run.
+    // reads, so it warns and goes on to show the rest (changes, cost) in the same run,
+    // then exits 2 as `up` would (a CI gate on `plan` fails too).
+    let mut plan_refused = false;
     if let Command::Up { .. } | Command::Plan = cli.command {
         if let Some(refusal) = config.plain_http_refusal() {
             if let Command::Plan = cli.command {
                 eprintln!("warning: `provision up` will refuse this config: {refusal}");
+                plan_refused = true;
             } else {
                 eprintln!("error: {refusal}");
                 return 2;
@@ -238,6 +241,12 @@ pub async fn run(cli: Cli) -> i32 {
         ..Timing::default()
     };
     match execute(&cli.command, config, clients, timing).await {
+        Ok(0) if plan_refused => {
+            eprintln!(
+                "error: the plan above is of a config `provision up` refuses (see the warning)"
+            );
+            2
+        }
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -303,4 +303,34 @@ fn plain_http_to_the_whole_internet_is_refused_before_any_call() {
         "{err}"
     );
     assert!(err.contains("could not reach AWS"), "{err}");
+    // Against the local cloud the plan is shown whole, cost included, then it exits 2 as
+    // `up` would, so a gate on `plan` fails too.
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("plain-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(shipped)
+            .unwrap()
+            .replace("name = \"gallery\"", &format!("name = \"{name}\"")),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--endpoint", &endpoint(), "plan"])
+        .env("AWS_ACCESS_KEY_ID", "AKIAPLAINHTTPPLAN")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{err}");
+    assert!(stdout.contains("Monthly cost of stack"), "{stdout}");
+    assert!(
+        err.contains("error: the plan above is of a config `provision up` refuses"),
+        "{err}"
+    );
 }
