@@ -203,6 +203,8 @@ pub struct Clients {
     pub asg: aws_sdk_autoscaling::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Clients {
@@ -285,6 +287,8 @@ impl Clients {
             asg: client!(aws_sdk_autoscaling),
             ssm: client!(aws_sdk_ssm),
             sts: client!(aws_sdk_sts),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            sns: client!(aws_sdk_sns),
             s3,
             log,
             run: format!("{:08x}", rand::random::<u32>()),

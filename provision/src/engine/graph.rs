@@ -28,11 +28,14 @@ pub enum Node {
     Listeners,
     LaunchTemplate,
     AutoScalingGroup,
+    ScalingPolicy,
+    Notifications,
+    Alarms,
 }
 
 use Node::*;
 
-pub const ALL: [Node; 18] = [
+pub const ALL: [Node; 21] = [
     Vpc,
     Subnets,
     InternetGateway,
@@ -51,6 +54,9 @@ pub const ALL: [Node; 18] = [
     Listeners,
     LaunchTemplate,
     AutoScalingGroup,
+    ScalingPolicy,
+    Notifications,
+    Alarms,
 ];
 
 impl Node {
@@ -81,6 +87,9 @@ impl Node {
                 RouteTables,
                 S3Endpoint,
             ],
+            ScalingPolicy => &[AutoScalingGroup, LoadBalancer, TargetGroup],
+            Notifications => &[],
+            Alarms => &[Notifications, LoadBalancer, TargetGroup, Database],
         }
     }
 
@@ -104,6 +113,9 @@ impl Node {
             Listeners => "listeners",
             LaunchTemplate => "launch-template",
             AutoScalingGroup => "auto-scaling-group",
+            ScalingPolicy => "scaling-policy",
+            Notifications => "notifications",
+            Alarms => "alarms",
         }
     }
 

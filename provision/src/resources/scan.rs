@@ -52,6 +52,12 @@ pub async fn tagged(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
     .into_iter()
     .flatten()
     .collect();
+    let ops = futures::try_join!(
+        crate::resources::scaling::scan(ctx),
+        crate::resources::notifications::scan(ctx),
+        crate::resources::alarms::scan(ctx),
+    )?;
+    all.extend(ops.0.into_iter().chain(ops.1).chain(ops.2));
     if let Some(h) = lock::holder(ctx).await? {
         all.push(found(
             "lock",
