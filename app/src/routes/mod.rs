@@ -15,7 +15,7 @@ mod shares;
 mod trash;
 mod upload;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
@@ -36,7 +36,7 @@ pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(
         DbSessionStore::new(state.db.clone()).with_cache(state.cache.clone()),
     )
-    .with_name("gallery_session")
+    .with_name(crate::auth::SESSION_COOKIE)
     .with_http_only(true)
     .with_same_site(SameSite::Lax)
     .with_secure(state.config.secure_cookies())
@@ -83,7 +83,6 @@ pub fn router(state: AppState) -> Router {
         .route("/trash/empty", get(trash::confirm_empty).post(trash::empty))
         .route("/images/{id}/original", get(images::original))
         .route("/images/{id}/download", get(images::download))
-        .route("/images/{id}/thumb", get(images::thumbnail))
         .route("/albums", get(albums::index).post(albums::create))
         .route("/albums/{id}", get(albums::show).post(albums::update))
         .route("/albums/{id}/delete", post(albums::delete))
@@ -102,10 +101,23 @@ pub fn router(state: AppState) -> Router {
             "/admin/users/{id}/delete",
             get(admin::confirm_delete).post(admin::delete),
         )
-        .layer(sessions);
+        .layer(sessions.clone());
+
+    // The thumbnail: from memory when it can be (see `images::thumbnail_from_memory`),
+    // else through the session layer like every page.
+    let full_thumbnail = images::FullPath::new(tower::Layer::layer(
+        &sessions,
+        get(images::thumbnail).with_state(state.clone()),
+    ));
 
     Router::new()
         .merge(pages)
+        .route(
+            "/images/{id}/thumb",
+            get(move |state: State<AppState>, request: Request| {
+                images::thumbnail_from_memory(state, full_thumbnail.clone(), request)
+            }),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/static/{file}", get(assets::file))
