@@ -539,7 +539,14 @@ pub async fn scope(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-fn has_sync_cookie(headers: &axum::http::HeaderMap) -> bool {
+/// Run `f` as a request that may read from memory (what [`scope`] decides for a read; for
+/// `routes::Lane`, which answers before the router and its layers).
+pub async fn reading<F: std::future::Future>(f: F) -> F::Output {
+    READS.scope(true, f).await
+}
+
+/// Whether the browser wrote a moment ago (see [`SYNC_COOKIE`]).
+pub fn has_sync_cookie(headers: &axum::http::HeaderMap) -> bool {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -637,7 +644,13 @@ mod tests {
         cache.put_session(t, &session(old_epoch, 1, 4, now, hour));
         cache.put_session(t, &session(due, 1, 5, now - 60_000, hour));
         cache.put_session(t, &session(expired, 1, 5, now, -hour));
-        cache.put_user(t, &User { session_epoch: 5, ..user(1) });
+        cache.put_user(
+            t,
+            &User {
+                session_epoch: 5,
+                ..user(1)
+            },
+        );
         cache.put_user(t, &user(2));
         cache.put_image(t, &image("mine", 1));
         cache.put_image(t, &image("theirs", 2));
@@ -645,8 +658,14 @@ mod tests {
         reading(async {
             assert_eq!(ask(live, "mine").map(|i| i.id.clone()), Some("mine".into()));
             assert!(ask(live, "theirs").is_none(), "another user's image");
-            assert!(ask(old_epoch, "mine").is_none(), "a session from before a password change");
-            assert!(ask(due, "mine").is_none(), "its expiry is due to be pushed forward");
+            assert!(
+                ask(old_epoch, "mine").is_none(),
+                "a session from before a password change"
+            );
+            assert!(
+                ask(due, "mine").is_none(),
+                "its expiry is due to be pushed forward"
+            );
             assert!(ask(expired, "mine").is_none(), "expired");
             assert!(ask(Id(9), "mine").is_none(), "not held");
         })

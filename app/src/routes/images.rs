@@ -1,10 +1,9 @@
 //! Image bytes: owner-checked, typed, never sniffed, cached privately for a long time
 //! (keys never change). From S3 a redirect to a presigned URL; from disk a stream.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tower::ServiceExt;
 
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
@@ -62,35 +61,19 @@ pub async fn original(
     serve(state, current, id, headers, Variant::Original).await
 }
 
-/// The route's handler behind the session layer. A service, not a `Router`: a router
-/// would add its own path parameters to the matched route's.
-pub type FullPath = tower::util::BoxCloneSyncService<Request, Response, std::convert::Infallible>;
-
-/// A thumbnail: the grid's every image, so the busiest route there is. Answered from
-/// memory without the session layer when the session, its user and the image are all
-/// held (`Cache::signed_in_image`); anything else takes `full`, the session layer and
-/// [`thumbnail`], which decide and fill the cache.
-pub async fn thumbnail_from_memory(
-    State(state): State<AppState>,
-    full: FullPath,
-    request: Request,
-) -> Response {
-    if let Some(response) = from_memory(&state, request.uri().path(), request.headers()).await {
-        return response;
-    }
-    match full.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
-}
-
-async fn from_memory(state: &AppState, path: &str, headers: &HeaderMap) -> Option<Response> {
+/// A thumbnail (the grid's every image, so the busiest request there is) answered wholly
+/// from memory, for [`super::Lane`]: when the session, its user and the image are all
+/// held (`Cache::signed_in_image`). `None` for anything else, which takes the router
+/// (the session layer and [`thumbnail`], which decide and fill the cache).
+pub(super) async fn from_memory(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
     if !state.health.is_migrated() {
         return None;
     }
-    let id = path
-        .strip_prefix("/images/")?
-        .strip_suffix("/thumb")?;
+    let id = path.strip_prefix("/images/")?.strip_suffix("/thumb")?;
     // Anything percent-encoded (or a second path segment) is the router's to decode.
     if id.contains(['%', '/']) {
         return None;
@@ -98,9 +81,7 @@ async fn from_memory(state: &AppState, path: &str, headers: &HeaderMap) -> Optio
     let session = session_cookie(headers)?;
     let refresh = crate::auth::refresh_every(state.config.session_idle);
     let img = state.cache.signed_in_image(session, id, refresh)?;
-    answer(state, &img, headers, Variant::Thumbnail)
-        .await
-        .ok()
+    answer(state, &img, headers, Variant::Thumbnail).await.ok()
 }
 
 /// The session cookie's value, when the request carries exactly one (the session layer

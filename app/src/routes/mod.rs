@@ -10,12 +10,13 @@ mod gallery;
 mod health;
 mod home;
 mod images;
+mod lane;
 mod shared;
 mod shares;
 mod trash;
 mod upload;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
@@ -27,6 +28,7 @@ use crate::state::AppState;
 use crate::store::sessions::DbSessionStore;
 
 pub use gallery::order_param;
+pub use lane::Lane;
 pub use shared::RENDITIONS_AT_ONCE;
 
 /// Bodies of ordinary forms are small; only the upload route takes more.
@@ -83,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/trash/empty", get(trash::confirm_empty).post(trash::empty))
         .route("/images/{id}/original", get(images::original))
         .route("/images/{id}/download", get(images::download))
+        .route("/images/{id}/thumb", get(images::thumbnail))
         .route("/albums", get(albums::index).post(albums::create))
         .route("/albums/{id}", get(albums::show).post(albums::update))
         .route("/albums/{id}/delete", post(albums::delete))
@@ -101,23 +104,10 @@ pub fn router(state: AppState) -> Router {
             "/admin/users/{id}/delete",
             get(admin::confirm_delete).post(admin::delete),
         )
-        .layer(sessions.clone());
-
-    // The thumbnail: from memory when it can be (see `images::thumbnail_from_memory`),
-    // else through the session layer like every page.
-    let full_thumbnail = images::FullPath::new(tower::Layer::layer(
-        &sessions,
-        get(images::thumbnail).with_state(state.clone()),
-    ));
+        .layer(sessions);
 
     Router::new()
         .merge(pages)
-        .route(
-            "/images/{id}/thumb",
-            get(move |state: State<AppState>, request: Request| {
-                images::thumbnail_from_memory(state, full_thumbnail.clone(), request)
-            }),
-        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/static/{file}", get(assets::file))

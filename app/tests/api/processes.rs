@@ -146,7 +146,11 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other(b: Backend) {
     for name in ["leaver", "changed", "gone", "bystander"] {
         let s = RawSession::login(&one, name, PASSWORD).await;
         let r = s.upload(&one, "p.jpg", photo("rocket.jpg")).await;
-        assert!(r.status().is_redirection(), "{name}'s upload: {}", r.status());
+        assert!(
+            r.status().is_redirection(),
+            "{name}'s upload: {}",
+            r.status()
+        );
         let image = data
             .query_strings(&format!(
                 "SELECT i.id FROM images i JOIN users u ON u.id = i.owner_id WHERE u.username = '{name}'"
