@@ -734,10 +734,26 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
         .map(|s| s.arn().unwrap().to_string())
         .collect();
     assert_eq!(secrets.len(), 2);
+    // The stack's own log group (its ARN as DescribeLogGroups gives it, without `:*`).
+    let log_group = c
+        .aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(provision::resources::logs::group_name(&c))
+        .send()
+        .await
+        .unwrap()
+        .log_groups()[0]
+        .arn()
+        .unwrap()
+        .trim_end_matches(":*")
+        .to_string();
     let allowed: Vec<String> = [
         format!("arn:aws:s3:::{bucket}"),
         format!("arn:aws:s3:::{bucket}/images/*"),
         format!("arn:aws:s3:::{bucket}/releases/*"),
+        log_group.clone(),
+        format!("{log_group}:log-stream:*"),
     ]
     .into_iter()
     .chain(secrets)
@@ -783,6 +799,18 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
             "ec2messages:GetMessages",
             "ec2messages:SendReply"
         ])
+    );
+    // The instances ship their logs: streams and events in that group, nothing more.
+    let logs: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Action"].to_string().contains("logs:"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        logs[0]["Action"],
+        serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"])
     );
     for st in doc["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
