@@ -106,6 +106,9 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         );
     }
     let have = group.retention_in_days();
+    // What runs, as billed (a group that never expires is priced at ten years).
+    let billed = u32::try_from(have.unwrap_or(3653)).ok();
+    ctx.set(|o| o.running.log_retention_days = billed);
     if have == Some(want) {
         return Ok(Change::Unchanged);
     }
