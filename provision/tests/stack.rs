@@ -202,6 +202,7 @@ fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
         ("db-subnet-group", 1),
         ("secret", 2),
         ("bucket", 1),
+        ("log-group", 1),
         ("iam-role", 1),
         ("instance-profile", 1),
         ("auto-scaling-group", 1),
@@ -1366,11 +1367,15 @@ async fn down_keeps_the_data_and_up_brings_it_back() {
     let (r, _) = run(down_keeping_data(), &config).await;
     assert_eq!(r.unwrap(), 0, "a down keeping the data succeeds");
     let kept = counts(&config).await;
-    let want: std::collections::BTreeMap<String, usize> =
-        [("bucket", 1), ("db-snapshot", 2), ("secret", 2)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+    let want: std::collections::BTreeMap<String, usize> = [
+        ("bucket", 1),
+        ("db-snapshot", 2),
+        ("log-group", 1),
+        ("secret", 2),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(
         kept, want,
         "only the data is left (the backup and the final snapshot)"
