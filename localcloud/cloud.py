@@ -21,6 +21,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.rds.models import rds_backends
 from werkzeug.serving import make_server
 
+from . import logs as cloudwatch_logs
 from . import patches
 from .balancer import Balancers
 from .consistency import patch_describes
@@ -60,6 +61,7 @@ class LocalCloud:
         self.balancers = Balancers(self)
         self._lingering: list[tuple[set[str], float, str]] = []
         patches.apply(self)
+        cloudwatch_logs.apply()
         self.faults = Faults(DomainDispatcherApplication(create_backend_app), self.control)
         patch_describes(self.faults.consistency)
         self.faults.run_command = RunCommand(self)

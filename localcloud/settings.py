@@ -49,6 +49,8 @@ AWS: dict[str, dict] = {
         "pitr_interval": 1.0,
         "pitr_window": 3600.0,
         "invocation_lag": 1.0,
+        "logs_visibility_lag": 1.0,
+        "logs_page_events": 50,
     },
     "realistic": {
         "consistency_lag": 5.0,
@@ -67,6 +69,8 @@ AWS: dict[str, dict] = {
         "pitr_interval": 5.0,
         "pitr_window": 3600.0,
         "invocation_lag": 2.0,
+        "logs_visibility_lag": 3.0,
+        "logs_page_events": 50,
     },
     "kind": {
         "consistency_lag": 0.0,
@@ -85,6 +89,8 @@ AWS: dict[str, dict] = {
         "pitr_interval": 1.0,
         "pitr_window": 3600.0,
         "invocation_lag": 0.0,
+        "logs_visibility_lag": 0.0,
+        "logs_page_events": 0,
     },
 }
 PROFILES = list(DELAYS)

@@ -29,7 +29,7 @@ SERVICES = {
     "ssm": "ssm",
     "s3": "s3",
 }
-READ_PREFIXES = ("Describe", "Get", "List", "Head")
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Filter")
 # S3 bodies worth parsing: the small XML documents of bucket configuration calls.
 SMALL_BODY = 1 << 20
 

@@ -13,6 +13,52 @@ pub struct StackConfig {
     pub app: AppSection,
     pub database: DatabaseSection,
     pub balancer: BalancerSection,
+    #[serde(default)]
+    pub logs: LogsSection,
+}
+
+/// The app's logs in CloudWatch Logs (`resources/logs.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    /// Days CloudWatch keeps each log event: one of `LOG_RETENTION_DAYS`.
+    #[serde(default = "default_log_retention_days")]
+    pub retention_days: i32,
+}
+
+impl Default for LogsSection {
+    fn default() -> Self {
+        LogsSection {
+            retention_days: default_log_retention_days(),
+        }
+    }
+}
+
+fn default_log_retention_days() -> i32 {
+    14
+}
+
+/// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+pub const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+impl LogsSection {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if LOG_RETENTION_DAYS.contains(&self.retention_days) {
+            return Ok(());
+        }
+        let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(|d| d.to_string()).collect();
+        Err(invalid(
+            "logs.retention_days",
+            format!(
+                "{} is not a retention CloudWatch Logs offers: one of {}",
+                self.retention_days,
+                allowed.join(", ")
+            ),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -343,6 +389,7 @@ impl StackConfig {
                 "must be 0 to 3600",
             ));
         }
+        self.logs.validate()?;
         Ok(())
     }
 
@@ -641,5 +688,24 @@ mod tests {
         );
         // Should IPv6 be supported one day, `::/0` is already the whole internet.
         assert_eq!(whole_internet(&["::/0".into()]).as_deref(), Some("`::/0`"));
+    }
+
+    #[test]
+    fn log_retention_defaults_to_14_days_and_must_be_a_period_cloudwatch_offers() {
+        let c = StackConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(c.logs.retention_days, 14);
+        let without = EXAMPLE.split("[logs]").next().unwrap();
+        assert_eq!(StackConfig::parse(without).unwrap().logs.retention_days, 14);
+        let set = |days: &str| {
+            StackConfig::parse(
+                &EXAMPLE.replace("retention_days = 14", &format!("retention_days = {days}")),
+            )
+        };
+        assert_eq!(set("365").unwrap().logs.retention_days, 365);
+        for bad in ["10", "0", "-1", "4000"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.starts_with("logs.retention_days"), "{bad}: {err}");
+            assert!(err.contains("one of 1, 3, 5, 7, 14, 30"), "{err}");
+        }
     }
 }

@@ -851,6 +851,23 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
         .map(|(id, _)| id)
         .collect();
     let victim = before[0].clone();
+    // Requests through the load balancer (round-robin over both), each with the request
+    // id the gallery answered; a few seconds for their access lines to be shipped (every
+    // second), then the plug is pulled.
+    let mut request_ids = Vec::new();
+    for _ in 0..6 {
+        let r = client.get(format!("{base}/login")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .expect("the gallery answers with its request id")
+            .to_str()
+            .unwrap()
+            .to_string();
+        request_ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     cloud(
         reqwest::Method::POST,
         &format!("instances/{victim}/kill"),
@@ -905,6 +922,35 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
     );
     let r = client.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+
+    // The logs outlive the instance: `provision logs` finds each request by its id, and
+    // some of them in the killed instance's stream.
+    let mut from_victim = 0;
+    for id in &request_ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let line = loop {
+            let (code, stdout, stderr) = stack
+                .provision(&["logs", "--since", "15m", "--grep", id])
+                .await;
+            assert_eq!(code, 0, "provision logs failed:\n{stdout}\n{stderr}");
+            if let Some(line) = stdout.lines().find(|l| l.contains(id.as_str())) {
+                break line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} never showed in provision logs:\n{stdout}\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        assert!(line.contains("GET") && line.contains("/login"), "{line}");
+        if line.contains(victim.as_str()) {
+            from_victim += 1;
+        }
+    }
+    assert!(
+        from_victim > 0,
+        "none of {request_ids:?} was shown from the killed instance {victim}"
+    );
     stack.down().await;
 }
 

@@ -202,6 +202,7 @@ fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
         ("db-subnet-group", 1),
         ("secret", 2),
         ("bucket", 1),
+        ("log-group", 1),
         ("iam-role", 1),
         ("instance-profile", 1),
         ("auto-scaling-group", 1),
@@ -256,7 +257,8 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     );
     let calls = log.calls().len();
     assert!(
-        calls <= 40,
+        // 40, and the log group's two reads (DescribeLogGroups, ListTagsForResource).
+        calls <= 42,
         "no-op up made {calls} calls: {:?}",
         log.calls()
     );
@@ -734,10 +736,26 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
         .map(|s| s.arn().unwrap().to_string())
         .collect();
     assert_eq!(secrets.len(), 2);
+    // The stack's own log group (its ARN as DescribeLogGroups gives it, without `:*`).
+    let log_group = c
+        .aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(provision::resources::logs::group_name(&c))
+        .send()
+        .await
+        .unwrap()
+        .log_groups()[0]
+        .arn()
+        .unwrap()
+        .trim_end_matches(":*")
+        .to_string();
     let allowed: Vec<String> = [
         format!("arn:aws:s3:::{bucket}"),
         format!("arn:aws:s3:::{bucket}/images/*"),
         format!("arn:aws:s3:::{bucket}/releases/*"),
+        log_group.clone(),
+        format!("{log_group}:log-stream:*"),
     ]
     .into_iter()
     .chain(secrets)
@@ -783,6 +801,18 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
             "ec2messages:GetMessages",
             "ec2messages:SendReply"
         ])
+    );
+    // The instances ship their logs: streams and events in that group, nothing more.
+    let logs: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Action"].to_string().contains("logs:"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        logs[0]["Action"],
+        serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"])
     );
     for st in doc["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
@@ -1338,11 +1368,15 @@ async fn down_keeps_the_data_and_up_brings_it_back() {
     let (r, _) = run(down_keeping_data(), &config).await;
     assert_eq!(r.unwrap(), 0, "a down keeping the data succeeds");
     let kept = counts(&config).await;
-    let want: std::collections::BTreeMap<String, usize> =
-        [("bucket", 1), ("db-snapshot", 2), ("secret", 2)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+    let want: std::collections::BTreeMap<String, usize> = [
+        ("bucket", 1),
+        ("db-snapshot", 2),
+        ("log-group", 1),
+        ("secret", 2),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(
         kept, want,
         "only the data is left (the backup and the final snapshot)"

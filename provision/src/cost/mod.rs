@@ -38,6 +38,7 @@ pub fn assumptions() -> Vec<String> {
         format!("{LCU_AVERAGE} LCU on average at the load balancer (about {TRAFFIC_GB:.0} GB a month through it), as much out to the internet;"),
         format!("{S3_GB:.0} GB in the bucket (images, thumbnails, releases, kept versions), {} writes and {} reads a month;", thousands(S3_WRITES), thousands(S3_READS)),
         format!("{NAT_GB:.0} GB a month through a NAT gateway; the database's backups within the free amount (its storage size);"),
+        format!("{LOGS_GB:.0} GB of log lines a month into CloudWatch Logs (about 3 million requests' access lines at ~300 bytes), kept logs.retention_days;"),
         "instances at or below their CPU baseline (T3 unlimited bills surplus CPU at $0.05 a vCPU-hour).".into(),
         "the first 100 GB a month out to the internet free (AWS's allowance per account, across its services: taken as unused elsewhere);".into(),
         "Not counted: tax, the 12-month free tier, discounts, data between zones (app to database), Secrets Manager".into(),
@@ -102,8 +103,8 @@ impl Shape {
             }),
             bucket: true,
             secrets: SECRETS,
-            // The stack sends no logs to CloudWatch yet: this is where their retention goes.
-            log_retention_days: None,
+            // The app's lines in the stack's log group (`resources::logs`).
+            log_retention_days: u32::try_from(c.logs.retention_days).ok(),
         }
     }
 

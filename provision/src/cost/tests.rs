@@ -252,3 +252,18 @@ fn the_shipped_configs_table_reads_as_printed() {
         )
     );
 }
+
+#[test]
+fn the_log_group_is_priced_by_ingestion_and_its_retention() {
+    let p = prices();
+    let mut c = shipped();
+    // us-east-1: 1 GB ingested at $0.50, 14 days of it stored (14/30 GB) at $0.03.
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    let logs = line(&e, "CloudWatch Logs");
+    assert_eq!(logs.cents, Some(51), "{logs:?}");
+    assert!(logs.detail.contains("kept 14 days"), "{logs:?}");
+    c.logs.retention_days = 365;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    // 365/30 GB stored at $0.03: $0.365 more.
+    assert_eq!(line(&e, "CloudWatch Logs").cents, Some(87));
+}

@@ -82,7 +82,7 @@ impl CallLog {
 
 pub fn is_read(call: &str) -> bool {
     let op = call.rsplit(':').next().unwrap_or(call);
-    ["Describe", "Get", "List", "Head"]
+    ["Describe", "Get", "List", "Head", "Filter"]
         .iter()
         .any(|p| op.starts_with(p))
 }
@@ -203,6 +203,7 @@ pub struct Clients {
     pub asg: aws_sdk_autoscaling::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -285,6 +286,7 @@ impl Clients {
             asg: client!(aws_sdk_autoscaling),
             ssm: client!(aws_sdk_ssm),
             sts: client!(aws_sdk_sts),
+            logs: client!(aws_sdk_cloudwatchlogs),
             s3,
             log,
             run: format!("{:08x}", rand::random::<u32>()),

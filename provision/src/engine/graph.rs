@@ -22,6 +22,7 @@ pub enum Node {
     AdminSecret,
     Database,
     Bucket,
+    LogGroup,
     InstanceRole,
     TargetGroup,
     LoadBalancer,
@@ -32,7 +33,7 @@ pub enum Node {
 
 use Node::*;
 
-pub const ALL: [Node; 18] = [
+pub const ALL: [Node; 19] = [
     Vpc,
     Subnets,
     InternetGateway,
@@ -45,6 +46,7 @@ pub const ALL: [Node; 18] = [
     AdminSecret,
     Database,
     Bucket,
+    LogGroup,
     InstanceRole,
     TargetGroup,
     LoadBalancer,
@@ -56,7 +58,7 @@ pub const ALL: [Node; 18] = [
 impl Node {
     pub fn deps(self) -> &'static [Node] {
         match self {
-            Vpc | DbSecret | AdminSecret | Bucket => &[],
+            Vpc | DbSecret | AdminSecret | Bucket | LogGroup => &[],
             Subnets | InternetGateway | SecurityGroups | TargetGroup => &[Vpc],
             NatGateway => &[Subnets, InternetGateway],
             RouteTables => &[Subnets, InternetGateway, NatGateway],
@@ -73,6 +75,7 @@ impl Node {
                 DbSecret,
                 AdminSecret,
                 LoadBalancer,
+                LogGroup,
             ],
             AutoScalingGroup => &[
                 LaunchTemplate,
@@ -98,6 +101,7 @@ impl Node {
             AdminSecret => "admin-secret",
             Database => "database",
             Bucket => "bucket",
+            LogGroup => "log-group",
             InstanceRole => "instance-role",
             TargetGroup => "target-group",
             LoadBalancer => "load-balancer",

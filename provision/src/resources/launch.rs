@@ -63,6 +63,7 @@ pub fn user_data(ctx: &Ctx, release: &str) -> anyhow::Result<String> {
                 "drain_secs",
                 &ctx.config.balancer.deregistration_delay_secs.to_string(),
             ),
+            ("log_group", &crate::resources::logs::group_name(ctx)),
         ],
     )?;
     if rendered.len() > USER_DATA_LIMIT {

@@ -10,6 +10,7 @@ pub mod db_restore;
 pub mod fleet;
 pub mod iam;
 pub mod launch;
+pub mod logs;
 pub mod network;
 pub mod scan;
 pub mod secrets;
@@ -35,6 +36,7 @@ pub fn ensure(ctx: &Ctx, node: Node) -> NodeFuture<'_> {
             Node::AdminSecret => secrets::ensure_admin(ctx).await,
             Node::Database => database::ensure(ctx).await,
             Node::Bucket => bucket::ensure(ctx).await,
+            Node::LogGroup => logs::ensure(ctx).await,
             Node::InstanceRole => iam::ensure(ctx).await,
             Node::TargetGroup => balancer::ensure_target_group(ctx).await,
             Node::LoadBalancer => balancer::ensure_load_balancer(ctx).await,
@@ -70,6 +72,8 @@ pub fn delete(ctx: &Ctx, node: Node, how: database::Teardown) -> NodeFuture<'_> 
             Node::Database => database::delete(ctx, how).await,
             Node::Bucket if how.delete_data => bucket::delete(ctx).await,
             Node::Bucket => bucket::keep(ctx).await,
+            Node::LogGroup if how.delete_data => logs::delete(ctx).await,
+            Node::LogGroup => logs::keep(ctx).await,
             Node::InstanceRole => iam::delete(ctx).await,
             Node::TargetGroup => balancer::delete_target_group(ctx).await,
             Node::LoadBalancer => balancer::delete_load_balancer(ctx).await,
