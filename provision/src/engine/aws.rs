@@ -203,6 +203,8 @@ pub struct Clients {
     pub asg: aws_sdk_autoscaling::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 impl Clients {
@@ -285,6 +287,8 @@ impl Clients {
             asg: client!(aws_sdk_autoscaling),
             ssm: client!(aws_sdk_ssm),
             sts: client!(aws_sdk_sts),
+            acm: client!(aws_sdk_acm),
+            route53: client!(aws_sdk_route53),
             s3,
             log,
             run: format!("{:08x}", rand::random::<u32>()),

@@ -25,14 +25,17 @@ pub enum Node {
     InstanceRole,
     TargetGroup,
     LoadBalancer,
+    HostedZone,
+    Certificate,
     Listeners,
+    DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
 }
 
 use Node::*;
 
-pub const ALL: [Node; 18] = [
+pub const ALL: [Node; 21] = [
     Vpc,
     Subnets,
     InternetGateway,
@@ -48,7 +51,10 @@ pub const ALL: [Node; 18] = [
     InstanceRole,
     TargetGroup,
     LoadBalancer,
+    HostedZone,
+    Certificate,
     Listeners,
+    DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
 ];
@@ -56,7 +62,7 @@ pub const ALL: [Node; 18] = [
 impl Node {
     pub fn deps(self) -> &'static [Node] {
         match self {
-            Vpc | DbSecret | AdminSecret | Bucket => &[],
+            Vpc | DbSecret | AdminSecret | Bucket | HostedZone => &[],
             Subnets | InternetGateway | SecurityGroups | TargetGroup => &[Vpc],
             NatGateway => &[Subnets, InternetGateway],
             RouteTables => &[Subnets, InternetGateway, NatGateway],
@@ -65,7 +71,9 @@ impl Node {
             Database => &[DbSubnetGroup, SecurityGroups, DbSecret],
             InstanceRole => &[Bucket, DbSecret, AdminSecret],
             LoadBalancer => &[Subnets, SecurityGroups, InternetGateway],
-            Listeners => &[LoadBalancer, TargetGroup],
+            Listeners => &[LoadBalancer, TargetGroup, Certificate],
+            Certificate => &[HostedZone],
+            DnsRecords => &[LoadBalancer, HostedZone],
             LaunchTemplate => &[
                 SecurityGroups,
                 InstanceRole,
@@ -102,6 +110,9 @@ impl Node {
             TargetGroup => "target-group",
             LoadBalancer => "load-balancer",
             Listeners => "listeners",
+            HostedZone => "hosted-zone",
+            Certificate => "certificate",
+            DnsRecords => "dns-records",
             LaunchTemplate => "launch-template",
             AutoScalingGroup => "auto-scaling-group",
         }
