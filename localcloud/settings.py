@@ -51,6 +51,9 @@ AWS: dict[str, dict] = {
         "invocation_lag": 1.0,
         "logs_visibility_lag": 1.0,
         "logs_page_events": 50,
+        "acm_record_lag": 2.0,
+        "acm_issue_delay": 1.0,
+        "acm_in_use_lag": 2.0,
     },
     "realistic": {
         "consistency_lag": 5.0,
@@ -71,6 +74,9 @@ AWS: dict[str, dict] = {
         "invocation_lag": 2.0,
         "logs_visibility_lag": 3.0,
         "logs_page_events": 50,
+        "acm_record_lag": 5.0,
+        "acm_issue_delay": 10.0,
+        "acm_in_use_lag": 10.0,
     },
     "kind": {
         "consistency_lag": 0.0,
@@ -91,6 +97,9 @@ AWS: dict[str, dict] = {
         "invocation_lag": 0.0,
         "logs_visibility_lag": 0.0,
         "logs_page_events": 0,
+        "acm_record_lag": 0.0,
+        "acm_issue_delay": 0.0,
+        "acm_in_use_lag": 0.0,
     },
 }
 PROFILES = list(DELAYS)

@@ -123,6 +123,10 @@ pub struct BalancerSection {
     pub healthy_threshold: i32,
     pub unhealthy_threshold: i32,
     pub deregistration_delay_secs: i32,
+    /// The gallery's own name (`photos.example.com`): an ACM certificate for it, the
+    /// records in its Route 53 zone, HTTPS on 443 (see `resources::certificate`, `dns`).
+    #[serde(default)]
+    pub domain: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -368,6 +372,9 @@ impl StackConfig {
                 "must be an ACM certificate ARN or empty",
             ));
         }
+        if let Err(reason) = crate::resources::dns::check_domain(&b.domain) {
+            return Err(invalid("balancer.domain", reason));
+        }
         if !b.health_check_path.starts_with('/') {
             return Err(invalid("balancer.health_check_path", "must start with /"));
         }
@@ -407,10 +414,13 @@ impl StackConfig {
     /// set. A new way to get one (`balancer.domain`) is a line here: `https` and the plain
     /// HTTP refusal follow.
     fn tls_settings(&self) -> Vec<(&'static str, bool)> {
-        vec![(
-            "balancer.certificate_arn",
-            !self.balancer.certificate_arn.is_empty(),
-        )]
+        vec![
+            (
+                "balancer.certificate_arn",
+                !self.balancer.certificate_arn.is_empty(),
+            ),
+            ("balancer.domain", !self.balancer.domain.is_empty()),
+        ]
     }
 
     /// The load balancer serves HTTPS on 443 (and redirects port 80 to it).
@@ -706,6 +716,41 @@ mod tests {
             let err = set(bad).unwrap_err().to_string();
             assert!(err.starts_with("logs.retention_days"), "{bad}: {err}");
             assert!(err.contains("one of 1, 3, 5, 7, 14, 30"), "{err}");
+        }
+    }
+
+    fn with_domain(domain: &str) -> Result<StackConfig, ConfigError> {
+        StackConfig::parse(&EXAMPLE.replace(
+            "certificate_arn = \"\"",
+            &format!("certificate_arn = \"\"\ndomain = \"{domain}\""),
+        ))
+    }
+
+    #[test]
+    fn a_domain_serves_the_whole_internet_over_https() {
+        let c = with_domain("photos.example.com").unwrap();
+        assert_eq!(c.balancer.domain, "photos.example.com");
+        assert!(c.https());
+        assert!(c.plain_http_refusal().is_none());
+        assert!(c.plain_http_allowed().is_none());
+        // The shipped config has none, and the refusal names it as a way out.
+        let shipped = StackConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(shipped.balancer.domain, "");
+        let err = shipped.plain_http_refusal().unwrap().to_string();
+        assert!(err.contains("set balancer.domain"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_domain_is_named() {
+        for bad in [
+            "localhost",
+            "*.example.com",
+            "Photos.example.com",
+            "a..b.com",
+            "https://x.com",
+        ] {
+            let err = with_domain(bad).unwrap_err().to_string();
+            assert!(err.starts_with("balancer.domain: "), "{bad}: {err}");
         }
     }
 }

@@ -1485,3 +1485,179 @@ async fn down_keeps_the_data_and_up_brings_it_back() {
     assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
     assert_nothing_left(&config).await;
 }
+
+/// `balancer.domain` with a Route 53 zone for it in the account: `up` requests the
+/// certificate (DNS validation), writes its validation record and the domain's alias to
+/// the load balancer, and serves HTTPS with port 80 redirected; the URL is the domain's.
+/// A second `up` changes nothing; `down` removes the records and the certificate, and
+/// leaves the zone (the user's) as it found it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_gets_its_certificate_records_and_https_and_down_removes_them() {
+    let mut config = config("dom");
+    let zone_name = format!("{}.test", config.stack.name);
+    let domain = format!("photos.{zone_name}");
+    config.balancer.domain = domain.clone();
+    config.validate().unwrap();
+    assert!(config.plain_http_refusal().is_none());
+    let hands = hands().await;
+    let zone = hands
+        .route53
+        .create_hosted_zone()
+        .name(&zone_name)
+        .caller_reference(uuid_like())
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    let planned = planned_changes(&config).await;
+    for node in [Node::Certificate, Node::DnsRecords, Node::Listeners] {
+        assert!(
+            planned
+                .iter()
+                .any(|(n, c)| *n == node && *c == Change::Create),
+            "{node:?} planned: {planned:?}"
+        );
+    }
+    let (r, _) = run(up_cmd(), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    let counts = counts(&config).await;
+    assert_eq!(counts.get("certificate"), Some(&1), "{counts:?}");
+    // The alias A record and the validation CNAME.
+    assert_eq!(counts.get("dns-record"), Some(&2), "{counts:?}");
+    let c = ctx(&config).await;
+    let s = status::status(&c).await.unwrap();
+    assert_eq!(
+        s.url.as_deref(),
+        Some(format!("https://{domain}/").as_str())
+    );
+    let records = hands
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let lb = provision::resources::balancer::find_load_balancer(&c)
+        .await
+        .unwrap()
+        .unwrap();
+    let alias = records
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == format!("{domain}.") && r.r#type().as_str() == "A")
+        .expect("an A record for the domain");
+    assert_eq!(
+        alias
+            .alias_target()
+            .unwrap()
+            .dns_name()
+            .trim_end_matches('.'),
+        lb.dns_name().unwrap()
+    );
+    assert_eq!(
+        alias.alias_target().unwrap().hosted_zone_id(),
+        lb.canonical_hosted_zone_id().unwrap()
+    );
+    assert!(
+        !records
+            .resource_record_sets()
+            .iter()
+            .any(|r| r.r#type().as_str() == "AAAA"),
+        "an IPv4 load balancer gets no AAAA record"
+    );
+    let certificate = hands
+        .acm
+        .describe_certificate()
+        .certificate_arn(
+            provision::resources::certificate::find(&c).await.unwrap()[0]
+                .0
+                .clone(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let certificate = certificate.certificate().unwrap();
+    assert_eq!(certificate.domain_name(), Some(domain.as_str()));
+    assert_eq!(certificate.status().unwrap().as_str(), "ISSUED");
+    let listeners = hands
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let by_port = |p: i32| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(p))
+            .unwrap()
+            .clone()
+    };
+    let https = by_port(443);
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        certificate.certificate_arn()
+    );
+    assert_eq!(
+        by_port(80).default_actions()[0]
+            .redirect_config()
+            .and_then(|r| r.protocol()),
+        Some("HTTPS")
+    );
+    // Converged: a second run would change nothing.
+    assert_eq!(planned_changes(&config).await, Vec::new());
+
+    let (r, _) = run(down(true), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_nothing_left(&config).await;
+    let left = hands
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.resource_record_sets()
+            .iter()
+            .all(|r| matches!(r.r#type().as_str(), "NS" | "SOA")),
+        "the zone is as it was: {left:?}"
+    );
+    hands
+        .route53
+        .delete_hosted_zone()
+        .id(&zone)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `balancer.domain` with no Route 53 zone for it: `up` prints the validation record to
+/// create and waits for ACM, bounded, then fails naming the setting; `down` removes the
+/// certificate it requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_without_a_zone_waits_for_its_record_then_fails_naming_the_setting() {
+    let mut config = config("nozone");
+    config.balancer.domain = format!("photos.{}.invalid", config.stack.name);
+    config.validate().unwrap();
+    let started = std::time::Instant::now();
+    let (r, _) = run(up_cmd(), &config).await;
+    let err = format!("{:#}", r.unwrap_err());
+    assert!(
+        err.contains("timed out") && err.contains("balancer.domain") && err.contains("CNAME"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= timing().wait_timeout, "it waited");
+    let c = ctx(&config).await;
+    let mine = provision::resources::certificate::find(&c).await.unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].2, "PENDING_VALIDATION");
+    let (r, _) = run(down(true), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_nothing_left(&config).await;
+}

@@ -43,6 +43,7 @@ pub fn assumptions() -> Vec<String> {
         "the first 100 GB a month out to the internet free (AWS's allowance per account, across its services: taken as unused elsewhere);".into(),
         "Not counted: tax, the 12-month free tier, discounts, data between zones (app to database), Secrets Manager".into(),
         "API calls ($0.05 per 10,000, a few per boot).".into(),
+        "balancer.domain's certificate: ACM's public certificates are free; its Route 53 zone is yours ($0.50 a month, queries of an alias to the load balancer free).".into(),
     ]
 }
 

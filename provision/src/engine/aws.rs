@@ -204,6 +204,8 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub sts: aws_sdk_sts::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 impl Clients {
@@ -287,6 +289,8 @@ impl Clients {
             ssm: client!(aws_sdk_ssm),
             sts: client!(aws_sdk_sts),
             logs: client!(aws_sdk_cloudwatchlogs),
+            acm: client!(aws_sdk_acm),
+            route53: client!(aws_sdk_route53),
             s3,
             log,
             run: format!("{:08x}", rand::random::<u32>()),

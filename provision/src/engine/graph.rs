@@ -26,14 +26,17 @@ pub enum Node {
     InstanceRole,
     TargetGroup,
     LoadBalancer,
+    HostedZone,
+    Certificate,
     Listeners,
+    DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
 }
 
 use Node::*;
 
-pub const ALL: [Node; 19] = [
+pub const ALL: [Node; 22] = [
     Vpc,
     Subnets,
     InternetGateway,
@@ -50,7 +53,10 @@ pub const ALL: [Node; 19] = [
     InstanceRole,
     TargetGroup,
     LoadBalancer,
+    HostedZone,
+    Certificate,
     Listeners,
+    DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
 ];
@@ -58,7 +64,7 @@ pub const ALL: [Node; 19] = [
 impl Node {
     pub fn deps(self) -> &'static [Node] {
         match self {
-            Vpc | DbSecret | AdminSecret | Bucket | LogGroup => &[],
+            Vpc | DbSecret | AdminSecret | Bucket | LogGroup | HostedZone => &[],
             Subnets | InternetGateway | SecurityGroups | TargetGroup => &[Vpc],
             NatGateway => &[Subnets, InternetGateway],
             RouteTables => &[Subnets, InternetGateway, NatGateway],
@@ -67,7 +73,9 @@ impl Node {
             Database => &[DbSubnetGroup, SecurityGroups, DbSecret],
             InstanceRole => &[Bucket, DbSecret, AdminSecret],
             LoadBalancer => &[Subnets, SecurityGroups, InternetGateway],
-            Listeners => &[LoadBalancer, TargetGroup],
+            Listeners => &[LoadBalancer, TargetGroup, Certificate],
+            Certificate => &[HostedZone],
+            DnsRecords => &[LoadBalancer, HostedZone],
             LaunchTemplate => &[
                 SecurityGroups,
                 InstanceRole,
@@ -106,6 +114,9 @@ impl Node {
             TargetGroup => "target-group",
             LoadBalancer => "load-balancer",
             Listeners => "listeners",
+            HostedZone => "hosted-zone",
+            Certificate => "certificate",
+            DnsRecords => "dns-records",
             LaunchTemplate => "launch-template",
             AutoScalingGroup => "auto-scaling-group",
         }

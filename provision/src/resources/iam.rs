@@ -529,4 +529,16 @@ mod tests {
             assert!(!all.contains(broader), "{broader} granted");
         }
     }
+
+    #[test]
+    fn the_role_gets_no_certificate_or_dns_action() {
+        // balancer.domain's certificate and records are the operator's to make: an
+        // instance can neither issue a certificate nor point the domain elsewhere.
+        let all = app_policy("b", "arn:db", "arn:admin", "arn:group")
+            .unwrap()
+            .to_string();
+        for service in ["\"acm:", "\"route53:", "\"route53domains:"] {
+            assert!(!all.contains(service), "{service} granted: {all}");
+        }
+    }
 }

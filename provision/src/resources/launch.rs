@@ -28,6 +28,10 @@ pub const AL2023_PARAMETER: &str =
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
 
 pub fn public_url(ctx: &Ctx, dns: &str) -> String {
+    let domain = &ctx.config.balancer.domain;
+    if !domain.is_empty() {
+        return format!("https://{domain}");
+    }
     if ctx.config.https() {
         format!("https://{dns}")
     } else {

@@ -5,8 +5,10 @@
 
 pub mod balancer;
 pub mod bucket;
+pub mod certificate;
 pub mod database;
 pub mod db_restore;
+pub mod dns;
 pub mod fleet;
 pub mod iam;
 pub mod launch;
@@ -41,6 +43,9 @@ pub fn ensure(ctx: &Ctx, node: Node) -> NodeFuture<'_> {
             Node::TargetGroup => balancer::ensure_target_group(ctx).await,
             Node::LoadBalancer => balancer::ensure_load_balancer(ctx).await,
             Node::Listeners => balancer::ensure_listeners(ctx).await,
+            Node::HostedZone => dns::ensure_zone(ctx).await,
+            Node::Certificate => certificate::ensure(ctx).await,
+            Node::DnsRecords => dns::ensure_records(ctx).await,
             Node::LaunchTemplate => launch::ensure(ctx).await,
             Node::AutoScalingGroup => fleet::ensure(ctx).await,
         };
@@ -79,6 +84,10 @@ pub fn delete(ctx: &Ctx, node: Node, how: database::Teardown) -> NodeFuture<'_> 
             Node::LoadBalancer => balancer::delete_load_balancer(ctx).await,
             // Listeners go with their load balancer.
             Node::Listeners => Ok(Change::Absent),
+            // The zone is the user's: only looked up.
+            Node::HostedZone => Ok(Change::Absent),
+            Node::Certificate => certificate::delete(ctx).await,
+            Node::DnsRecords => dns::delete_records(ctx).await,
             Node::LaunchTemplate => launch::delete(ctx).await,
             Node::AutoScalingGroup => fleet::delete(ctx).await,
         }
