@@ -7,13 +7,18 @@
 //! The line is written through the non-blocking writer of `logship`: a request never
 //! waits on standard error, the journal or CloudWatch.
 
+use std::convert::Infallible;
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use tower_http::request_id::{MakeRequestId, RequestId};
+use tower::Service;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -56,9 +61,40 @@ pub async fn screen_client_id(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// The service every connection is served by: the request id (a client's screened, else
+/// a new one; returned in the response), then the access line (unless `access_log` is
+/// off), around `inner` (`routes::Lane` around the router). Once per request, outside
+/// the lane, so a thumbnail answered from memory is logged like any other request.
+pub fn around<S>(
+    access_log: bool,
+    inner: S,
+) -> impl Service<
+    axum::http::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    tower::ServiceBuilder::new()
+        .map_request(|r: axum::http::Request<hyper::body::Incoming>| r.map(Body::new))
+        .layer(axum::middleware::from_fn(screen_client_id))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRandomId))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .option_layer(access_log.then(|| axum::middleware::from_fn(record)))
+        .service(inner)
+}
+
 /// The access line: logged when the response's head is ready (the latency does not
 /// count streaming the body).
 pub async fn record(request: Request, next: Next) -> Response {
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        // Filtered out (`RUST_LOG`): nothing to gather.
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let method = request.method().clone();
     let path = crate::sharing::redacted(request.uri().path()).into_owned();

@@ -185,7 +185,11 @@ async fn serve(
                     }
                 };
                 let Ok(app) = make.call(peer).await;
-                let service = TowerToHyperService::new(crate::routes::Lane::new(state.clone(), app));
+                let app = crate::routes::Lane::new(state.clone(), app);
+                let service = TowerToHyperService::new(crate::access_log::around(
+                    state.config.access_log,
+                    app,
+                ));
                 // The connection moves to one core's runtime and stays there.
                 let stream = match stream.into_std() {
                     Ok(s) => s,

@@ -19,7 +19,6 @@ mod upload;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -107,7 +106,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(sessions);
 
-    let router = Router::new()
+    Router::new()
         .merge(pages)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -136,22 +135,6 @@ pub fn router(state: AppState) -> Router {
                     path = %crate::sharing::redacted(request.uri().path()),
                 )
             },
-        ));
-    // The access line (outside everything above, so it sees each request's final status),
-    // then the request id, set before and returned in the response (`access_log`).
-    let router = if state.config.access_log {
-        router.layer(axum::middleware::from_fn(crate::access_log::record))
-    } else {
-        router
-    };
-    router
-        .layer(PropagateRequestIdLayer::new(crate::access_log::REQUEST_ID))
-        .layer(SetRequestIdLayer::new(
-            crate::access_log::REQUEST_ID,
-            crate::access_log::MakeRandomId,
-        ))
-        .layer(axum::middleware::from_fn(
-            crate::access_log::screen_client_id,
         ))
         .with_state(state)
 }
