@@ -8,17 +8,16 @@
 //! waits on standard error, the journal or CloudWatch.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tower::Service;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -28,16 +27,13 @@ const MAX_CLIENT_ID: usize = 64;
 /// The log target of the access lines (`RUST_LOG=gallery::access=off` also silences them).
 pub const TARGET: &str = "gallery::access";
 
-/// A random UUID (v4) per request, from the thread's RNG (no system call per request).
-#[derive(Clone, Copy, Default)]
-pub struct MakeRandomId;
-
-impl MakeRequestId for MakeRandomId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let value = HeaderValue::from_str(&id.hyphenated().to_string()).ok()?;
-        Some(RequestId::new(value))
-    }
+/// A new request id: a random UUID (v4), from the thread's RNG (no system call per
+/// request).
+pub fn new_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = id.hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Whether a client's `x-request-id` is kept: up to 64 of `A-Z a-z 0-9 - _ . :`, so an id
@@ -51,72 +47,81 @@ pub fn acceptable_client_id(value: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// Drops a client's request id that `acceptable_client_id` refuses (a new one is made).
-pub async fn screen_client_id(mut request: Request, next: Next) -> Response {
-    if let Some(value) = request.headers().get(&REQUEST_ID) {
-        if !acceptable_client_id(value) {
-            request.headers_mut().remove(&REQUEST_ID);
-        }
-    }
-    next.run(request).await
+/// The service every connection is served by: the request id (a client's kept if
+/// [`acceptable_client_id`], else a new one; set on the request and returned in the
+/// response), then the access line (unless `access_log` is off or `RUST_LOG` filters it
+/// out), around `inner` (`routes::Lane` around the router). Once per request, outside the
+/// lane, so a thumbnail answered from memory is logged like any other request; one plain
+/// service rather than a stack of middleware, as every request pays for it.
+pub fn around<S>(access_log: bool, inner: S) -> Around<S> {
+    Around { access_log, inner }
 }
 
-/// The service every connection is served by: the request id (a client's screened, else
-/// a new one; returned in the response), then the access line (unless `access_log` is
-/// off), around `inner` (`routes::Lane` around the router). Once per request, outside
-/// the lane, so a thumbnail answered from memory is logged like any other request.
-pub fn around<S>(
+#[derive(Clone)]
+pub struct Around<S> {
     access_log: bool,
     inner: S,
-) -> impl Service<
-    axum::http::Request<hyper::body::Incoming>,
-    Response = Response,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-{
-    tower::ServiceBuilder::new()
-        .map_request(|r: axum::http::Request<hyper::body::Incoming>| r.map(Body::new))
-        .layer(axum::middleware::from_fn(screen_client_id))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRandomId))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .option_layer(access_log.then(|| axum::middleware::from_fn(record)))
-        .service(inner)
 }
 
-/// The access line: logged when the response's head is ready (the latency does not
-/// count streaming the body).
-pub async fn record(request: Request, next: Next) -> Response {
-    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-        // Filtered out (`RUST_LOG`): nothing to gather.
-        return next.run(request).await;
+/// What the access line says of a request, taken before it is handed on.
+struct Seen {
+    started: Instant,
+    method: Method,
+    path: String,
+}
+
+impl<S, B> Service<Request<B>> for Around<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = crate::sharing::redacted(request.uri().path()).into_owned();
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(
-        target: TARGET,
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status,
-        latency_ms = (latency_ms * 1000.0).round() / 1000.0,
-        "request"
-    );
-    response
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let mut request = request.map(Body::new);
+        let id = match request.headers().get(&REQUEST_ID) {
+            Some(v) if acceptable_client_id(v) => v.clone(),
+            _ => {
+                let v = new_id();
+                request.headers_mut().insert(REQUEST_ID, v.clone());
+                v
+            }
+        };
+        let seen = (self.access_log && tracing::enabled!(target: TARGET, tracing::Level::INFO))
+            .then(|| Seen {
+                started: Instant::now(),
+                method: request.method().clone(),
+                path: crate::sharing::redacted(request.uri().path()).into_owned(),
+            });
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let Ok(mut response) = answer.await;
+            if let Some(seen) = seen {
+                // Logged when the response's head is ready (the latency does not count
+                // streaming the body).
+                let latency_ms = seen.started.elapsed().as_secs_f64() * 1000.0;
+                tracing::info!(
+                    target: TARGET,
+                    request_id = %id.to_str().unwrap_or("-"),
+                    method = %seen.method,
+                    path = %seen.path,
+                    status = response.status().as_u16(),
+                    latency_ms = (latency_ms * 1000.0).round() / 1000.0,
+                    "request"
+                );
+            }
+            response.headers_mut().entry(REQUEST_ID).or_insert(id);
+            Ok(response)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -139,12 +144,9 @@ mod tests {
 
     #[test]
     fn made_ids_are_distinct_uuids() {
-        let request = axum::http::Request::new(());
-        let mut make = MakeRandomId;
-        let a = make.make_request_id(&request).unwrap();
-        let b = make.make_request_id(&request).unwrap();
-        let a = a.header_value().to_str().unwrap().to_owned();
-        assert_ne!(a, b.header_value().to_str().unwrap());
+        let (a, b) = (new_id(), new_id());
+        let a = a.to_str().unwrap().to_owned();
+        assert_ne!(a, b.to_str().unwrap());
         assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
     }
 }
