@@ -4,13 +4,16 @@ serving targets of its forward action's target group, as an ALB does: healthy on
 all registered ones when none is healthy, 503 when there is none, 502 when the target
 fails, X-Forwarded-For/-Proto/-Port set. A draining target gets no new requests while
 requests already with it finish. Redirect actions answer with their redirect, fixed-response
-actions with their status, type and body."""
+actions with their status, type and body. An HTTPS listener terminates TLS with a
+certificate for its ACM certificate's names, signed by the rig's public CA (pki.py), at
+the minimum TLS version of its security policy; X-Forwarded-Proto says which it was."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,8 @@ class Balancer:
     dns_name: str
     address: str
     runners: dict[int, web.AppRunner] = field(default_factory=dict)
+    # port -> (certificate ARN, security policy) its TLS was set up with.
+    tls: dict[int, tuple[str, str]] = field(default_factory=dict)
     counter: itertools.count = field(default_factory=itertools.count)
     requests: int = 0
     failures: int = 0
@@ -76,8 +81,18 @@ class Balancers:
                 log.info("load balancer %s: %s -> %s", lb.name, lb.dns_name, b.address)
             ports = {int(l.port): l for l in listeners.get(lb.arn, [])}
             for port, listener in ports.items():
+                tls = self._tls_of(listener)
+                if port in b.runners and b.tls.get(port) != tls:
+                    await b.runners.pop(port).cleanup()  # another certificate or protocol
                 if port not in b.runners:
-                    b.runners[port] = await self._serve(b, port, listener.arn)
+                    context = self._context(tls) if tls is not None else None
+                    if tls is not None and context is None:
+                        continue  # an HTTPS listener without a certificate serves nothing
+                    b.runners[port] = await self._serve(b, port, listener.arn, context)
+                    if tls is None:
+                        b.tls.pop(port, None)
+                    else:
+                        b.tls[port] = tls
             for port in [p for p in b.runners if p not in ports]:
                 await b.runners.pop(port).cleanup()
         for arn in [a for a in self.by_arn if a not in live]:
@@ -91,7 +106,31 @@ class Balancers:
             await runner.cleanup()
         self.cloud.net.release(b.address)
 
-    async def _serve(self, b: Balancer, port: int, listener_arn: str) -> web.AppRunner:
+    @staticmethod
+    def _tls_of(listener: Any) -> tuple[str, str] | None:
+        if (listener.protocol or "").upper() != "HTTPS":
+            return None
+        arn = listener.certificate or (listener.certificates[0] if listener.certificates else "")
+        return str(arn or ""), str(listener.ssl_policy or "")
+
+    def _context(self, tls: tuple[str, str]) -> ssl.SSLContext | None:
+        """A server context for an ACM certificate: a key and certificate for its names,
+        signed by the public CA instances and tests trust (none: it has no names)."""
+        from .acm import certificate_names
+
+        arn, policy = tls
+        names = certificate_names(arn)
+        if not names:
+            return None
+        key, crt = self.cloud.pki.sign(self.cloud.pki.public_ca, "acm-" + arn.rsplit("/", 1)[-1], names[0])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        # ELBSecurityPolicy-TLS13-1-3-*: TLS 1.3 only; the others this stack uses: 1.2 and up.
+        context.minimum_version = ssl.TLSVersion.TLSv1_3 if "TLS13-1-3" in policy else ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(crt, key)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    async def _serve(self, b: Balancer, port: int, listener_arn: str, context: ssl.SSLContext | None = None) -> web.AppRunner:
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self.forward(b, port, listener_arn, request)
 
@@ -99,7 +138,7 @@ class Balancers:
         app.router.add_route("*", "/{tail:.*}", handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, b.address, port, backlog=1024).start()
+        await web.TCPSite(runner, b.address, port, backlog=1024, ssl_context=context).start()
         return runner
 
     async def forward(self, b: Balancer, port: int, listener_arn: str, request: web.Request) -> web.StreamResponse:
@@ -109,7 +148,7 @@ class Balancers:
             return self._error(b, 503, "503 Service Temporarily Unavailable (no listener action)")
         if action["Type"] == "redirect":
             cfg = action.get("RedirectConfig", {})
-            proto = cfg.get("Protocol", "#{protocol}").replace("#{protocol}", "http").lower()
+            proto = cfg.get("Protocol", "#{protocol}").replace("#{protocol}", "https" if request.secure else "http").lower()
             to_port = cfg.get("Port", "#{port}").replace("#{port}", str(port))
             location = f"{proto}://{request.host.split(':')[0]}:{to_port}{request.path_qs}"
             code = 301 if cfg.get("StatusCode", "HTTP_301") == "HTTP_301" else 302
@@ -132,7 +171,7 @@ class Balancers:
         peer = request.remote or ""
         forwarded = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
-        headers["X-Forwarded-Proto"] = "http"
+        headers["X-Forwarded-Proto"] = "https" if request.secure else "http"
         headers["X-Forwarded-Port"] = str(port)
         headers["Host"] = request.host
         url = f"http://{address}:{target.port}{request.path_qs}"

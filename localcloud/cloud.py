@@ -21,6 +21,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.rds.models import rds_backends
 from werkzeug.serving import make_server
 
+from . import acm
+from . import logs as cloudwatch_logs
 from . import patches
 from .balancer import Balancers
 from .consistency import patch_describes
@@ -60,6 +62,8 @@ class LocalCloud:
         self.balancers = Balancers(self)
         self._lingering: list[tuple[set[str], float, str]] = []
         patches.apply(self)
+        cloudwatch_logs.apply()
+        acm.apply(self)
         self.faults = Faults(DomainDispatcherApplication(create_backend_app), self.control)
         patch_describes(self.faults.consistency)
         self.faults.run_command = RunCommand(self)
@@ -415,6 +419,9 @@ class LocalCloud:
             body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
             if method == "GET" and path == "/_localcloud/status":
                 return self._json(start_response, 200, self.status())
+            if method == "GET" and path == "/_localcloud/ca":
+                # The public CA that signs the load balancers' HTTPS certificates.
+                return self._json(start_response, 200, {"pem": self.pki.public_roots().decode()})
             if method == "POST" and path == "/_localcloud/settings":
                 SETTINGS.update(body)
                 return self._json(start_response, 200, SETTINGS.as_dict())

@@ -49,6 +49,11 @@ AWS: dict[str, dict] = {
         "pitr_interval": 1.0,
         "pitr_window": 3600.0,
         "invocation_lag": 1.0,
+        "logs_visibility_lag": 1.0,
+        "logs_page_events": 50,
+        "acm_record_lag": 2.0,
+        "acm_issue_delay": 1.0,
+        "acm_in_use_lag": 2.0,
     },
     "realistic": {
         "consistency_lag": 5.0,
@@ -67,6 +72,11 @@ AWS: dict[str, dict] = {
         "pitr_interval": 5.0,
         "pitr_window": 3600.0,
         "invocation_lag": 2.0,
+        "logs_visibility_lag": 3.0,
+        "logs_page_events": 50,
+        "acm_record_lag": 5.0,
+        "acm_issue_delay": 10.0,
+        "acm_in_use_lag": 10.0,
     },
     "kind": {
         "consistency_lag": 0.0,
@@ -85,6 +95,11 @@ AWS: dict[str, dict] = {
         "pitr_interval": 1.0,
         "pitr_window": 3600.0,
         "invocation_lag": 0.0,
+        "logs_visibility_lag": 0.0,
+        "logs_page_events": 0,
+        "acm_record_lag": 0.0,
+        "acm_issue_delay": 0.0,
+        "acm_in_use_lag": 0.0,
     },
 }
 PROFILES = list(DELAYS)

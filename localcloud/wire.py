@@ -28,8 +28,10 @@ SERVICES = {
     "secretsmanager": "secretsmanager",
     "ssm": "ssm",
     "s3": "s3",
+    "acm": "acm",
+    "route53": "route53",
 }
-READ_PREFIXES = ("Describe", "Get", "List", "Head")
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Filter")
 # S3 bodies worth parsing: the small XML documents of bucket configuration calls.
 SMALL_BODY = 1 << 20
 
@@ -153,8 +155,11 @@ def read(environ: dict) -> Call | None:
         request = {"method": environ["REQUEST_METHOD"], "values": query, "headers": headers, "body": body,
                    "url_path": environ.get("PATH_INFO", "/"), "url_params": {}}
         labels = {}
-    else:  # rest-xml: S3
-        operation, labels = s3_operation(model, environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"), query, headers)
+    else:  # rest-xml: S3, Route 53
+        if service == "s3":
+            operation, labels = s3_operation(model, environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"), query, headers)
+        else:
+            operation, labels = rest_operation(model, environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"), query)
         body = b""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if operation not in ("PutObject", "UploadPart") and length <= SMALL_BODY:
@@ -173,6 +178,31 @@ def read(environ: dict) -> Call | None:
         # request goes to moto as it is, and is not validated).
         return Call(signing, service, region, protocol, operation, raw=raw, labels=labels, access_key=access_key, parsed=False)
     return Call(signing, service, region, protocol, operation, params, raw, op_model, labels, access_key)
+
+
+def rest_operation(model: Any, method: str, path: str, query: MultiDict) -> tuple[str, dict]:
+    """A REST service other than S3 (Route 53) names its operations by method and URI
+    template: the operation whose template matches the path with the most literal text,
+    and the labels it binds."""
+    best, best_labels, best_score = "", {}, -1
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        if http.get("method") != method:
+            continue
+        template, _, qs = http.get("requestUri", "/").partition("?")
+        if any(k.split("=")[0] not in query for k in qs.split("&") if k):
+            continue
+        pattern = "".join(
+            f"(?P<{part[1:-2]}>.+)" if part.endswith("+}") else f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
+            for part in re.split(r"(\{[^}]+\})", template.rstrip("/"))
+        )
+        m = re.fullmatch(pattern + "/?", path)
+        if m is None:
+            continue
+        score = len(re.sub(r"\{[^}]+\}", "", template))
+        if score > best_score:
+            best, best_labels, best_score = name, {k: unquote(v) for k, v in m.groupdict().items()}, score
+    return best, best_labels
 
 
 def s3_operation(model: Any, method: str, path: str, query: MultiDict, headers: Headers) -> tuple[str, dict]:

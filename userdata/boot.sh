@@ -69,6 +69,8 @@ fetch() {
     -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \
     -o "$2" "$S3_BASE/releases/$RELEASE/$1"
 }
+# The instance's id names its log stream in the stack's log group.
+INSTANCE_ID="$(imds meta-data/instance-id)"
 install -d -m 0755 "$DIR"
 fetch gallery.sha256 "$DIR/gallery.sha256"
 fetch gallery "$DIR/gallery.download"
@@ -101,6 +103,10 @@ GALLERY_RELEASE={{release}}
 GALLERY_BEHIND_PROXY=true
 GALLERY_DRAIN_SECS={{drain_secs}}
 GALLERY_LOG_JSON=true
+# One line per request, and every line shipped to CloudWatch Logs (the instance's stream).
+GALLERY_ACCESS_LOG=true
+GALLERY_LOG_GROUP={{log_group}}
+GALLERY_LOG_STREAM=$INSTANCE_ID
 # Longer than the load balancer's 60 s idle timeout, so it never reuses a connection we are closing.
 GALLERY_HEADER_TIMEOUT_SECS=65
 # Uploads are received on the root volume (the unit's StateDirectory), not in /tmp: /tmp

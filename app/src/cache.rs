@@ -241,6 +241,43 @@ impl Cache {
         e.libraries.get(&owner)?.images.get(id).cloned()
     }
 
+    /// The image `id`, if the session `session_id` is signed in as its owner, answered
+    /// wholly from memory: the session (not expired), its user (the session's epoch is
+    /// the user's) and the image. `None` whenever any of them is not held, or the
+    /// session's idle expiry is due to be pushed forward (its last push is `refresh_ms`
+    /// old or more: the full path saves it), so the caller takes the full path, which
+    /// decides exactly as `auth::CurrentUser` does. Nothing is cloned but the image's
+    /// `Arc`: this is the thumbnail's hot path (`routes::images::thumbnail`).
+    pub fn signed_in_image(
+        &self,
+        session_id: &str,
+        id: &str,
+        refresh_ms: i64,
+    ) -> Option<Arc<Image>> {
+        use crate::auth::{SESSION_EPOCH, SESSION_SEEN, SESSION_USER};
+        if !self.usable() {
+            return None;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let e = self.lock();
+        let record = e.sessions.get(session_id)?;
+        if record.expiry_date <= now {
+            return None;
+        }
+        let field = |name: &str| record.data.get(name).and_then(|v| v.as_i64());
+        let uid = field(SESSION_USER)?;
+        let seen = field(SESSION_SEEN).unwrap_or(0);
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        if now_ms - seen >= refresh_ms {
+            return None;
+        }
+        let user = e.users.get(&uid)?;
+        if user.session_epoch != field(SESSION_EPOCH).unwrap_or(-1) {
+            return None;
+        }
+        e.libraries.get(&uid)?.images.get(id).cloned()
+    }
+
     pub fn put_image(&self, ticket: Ticket, image: &Arc<Image>) {
         self.fill(ticket, image.owner_id, |l| {
             l.images.insert(image.id.clone(), image.clone());
@@ -502,7 +539,14 @@ pub async fn scope(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-fn has_sync_cookie(headers: &axum::http::HeaderMap) -> bool {
+/// Run `f` as a request that may read from memory (what [`scope`] decides for a read; for
+/// `routes::Lane`, which answers before the router and its layers).
+pub async fn reading<F: std::future::Future>(f: F) -> F::Output {
+    READS.scope(true, f).await
+}
+
+/// Whether the browser wrote a moment ago (see [`SYNC_COOKIE`]).
+pub fn has_sync_cookie(headers: &axum::http::HeaderMap) -> bool {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -514,6 +558,7 @@ fn has_sync_cookie(headers: &axum::http::HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower_sessions::session::Id;
 
     fn user(id: i64) -> User {
         User {
@@ -551,6 +596,85 @@ mod tests {
 
     fn poll(cache: &Cache, rows: &[Change]) {
         cache.apply(cache.micros(), Instant::now(), rows);
+    }
+
+    fn image(id: &str, owner: i64) -> Arc<Image> {
+        Arc::new(Image {
+            id: id.into(),
+            owner_id: owner,
+            storage_key: format!("{id}.jpg"),
+            thumb_key: format!("{id}.thumb.jpg"),
+            original_name: "a.jpg".into(),
+            content_type: "image/jpeg".into(),
+            thumb_content_type: "image/jpeg".into(),
+            byte_size: 1,
+            width: 1,
+            height: 1,
+            created_at: 0,
+            trashed_at: None,
+            purging: false,
+            details: Default::default(),
+            has_location: false,
+            location_kept: false,
+            content_hash: None,
+        })
+    }
+
+    fn session(id: Id, uid: i64, epoch: i64, seen: i64, expires_in: time::Duration) -> Record {
+        let mut data = HashMap::new();
+        data.insert(crate::auth::SESSION_USER.to_string(), uid.into());
+        data.insert(crate::auth::SESSION_EPOCH.to_string(), epoch.into());
+        data.insert(crate::auth::SESSION_SEEN.to_string(), seen.into());
+        Record {
+            id,
+            data,
+            expiry_date: time::OffsetDateTime::now_utc() + expires_in,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thumbnail_is_answered_from_memory_only_for_a_live_session_of_its_owner() {
+        let cache = Cache::default();
+        poll(&cache, &[]);
+        let t = cache.ticket();
+        let now = crate::db::now_millis();
+        let hour = time::Duration::hours(1);
+        let (live, old_epoch, due, expired) = (Id(1), Id(2), Id(3), Id(4));
+        cache.put_session(t, &session(live, 1, 5, now, hour));
+        cache.put_session(t, &session(old_epoch, 1, 4, now, hour));
+        cache.put_session(t, &session(due, 1, 5, now - 60_000, hour));
+        cache.put_session(t, &session(expired, 1, 5, now, -hour));
+        cache.put_user(
+            t,
+            &User {
+                session_epoch: 5,
+                ..user(1)
+            },
+        );
+        cache.put_user(t, &user(2));
+        cache.put_image(t, &image("mine", 1));
+        cache.put_image(t, &image("theirs", 2));
+        let ask = |s: Id, id: &str| cache.signed_in_image(&s.to_string(), id, 60_000);
+        reading(async {
+            assert_eq!(ask(live, "mine").map(|i| i.id.clone()), Some("mine".into()));
+            assert!(ask(live, "theirs").is_none(), "another user's image");
+            assert!(
+                ask(old_epoch, "mine").is_none(),
+                "a session from before a password change"
+            );
+            assert!(
+                ask(due, "mine").is_none(),
+                "its expiry is due to be pushed forward"
+            );
+            assert!(ask(expired, "mine").is_none(), "expired");
+            assert!(ask(Id(9), "mine").is_none(), "not held");
+        })
+        .await;
+        assert!(ask(live, "mine").is_none(), "not inside a read request");
+        cache.wrote();
+        reading(async { assert!(ask(live, "mine").is_none(), "after a local write") }).await;
+        poll(&cache, &[change(1, "auth", None)]);
+        reading(async { assert!(ask(live, "mine").is_none(), "sessions dropped") }).await;
     }
 
     #[tokio::test]

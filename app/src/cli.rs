@@ -26,6 +26,15 @@ pub struct Cli {
     #[arg(long, env = "GALLERY_LOG_JSON", global = true)]
     pub log_json: bool,
 
+    /// Also send `serve`'s log lines to this CloudWatch Logs group (the deployed gallery:
+    /// its stack's group), in the stream --log-stream; lines are batched, never waited for
+    #[arg(long, env = "GALLERY_LOG_GROUP", global = true)]
+    pub log_group: Option<String>,
+
+    /// The CloudWatch Logs stream for --log-group (the deployed gallery: its instance id)
+    #[arg(long, env = "GALLERY_LOG_STREAM", global = true)]
+    pub log_stream: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -69,21 +78,62 @@ pub enum UsersCommand {
     },
 }
 
-pub fn init_tracing(json: bool) {
+/// Logs to standard error through `logship`'s non-blocking writer, and to CloudWatch Logs
+/// with `ship`. Must run inside the Tokio runtime.
+pub fn init_tracing(json: bool, ship: Option<crate::logship::ShipTo>) -> crate::logship::LogHandle {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,aws=warn"));
+    let (writer, handle) = crate::logship::start(ship);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    handle
 }
 
+/// Where `serve` ships its logs: both `--log-group` and `--log-stream`, or neither.
+fn ship_to(cli: &Cli) -> anyhow::Result<Option<crate::logship::ShipTo>> {
+    let group = cli.log_group.as_deref().filter(|g| !g.is_empty());
+    let stream = cli.log_stream.as_deref().filter(|s| !s.is_empty());
+    match (group, stream) {
+        (None, None) => Ok(None),
+        (Some(group), Some(stream)) => Ok(Some(crate::logship::ShipTo {
+            group: group.to_string(),
+            stream: stream.to_string(),
+            aws: DataConfig::from_args(&cli.data)?.aws,
+        })),
+        (Some(_), None) => {
+            bail!("--log-group (GALLERY_LOG_GROUP) needs --log-stream (GALLERY_LOG_STREAM)")
+        }
+        (None, Some(_)) => {
+            bail!("--log-stream (GALLERY_LOG_STREAM) needs --log-group (GALLERY_LOG_GROUP)")
+        }
+    }
+}
+
+/// How long a stopping server waits for its last log lines to be sent.
+const LOG_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(cli.log_json);
+    // Only the server ships its logs: a `users` command run on an instance stays local.
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    let ship = if serving { ship_to(&cli)? } else { None };
+    let shipping = ship.is_some();
+    let logs = init_tracing(cli.log_json, ship);
+    let result = run_command(cli).await;
+    if let (Err(e), true) = (&result, shipping) {
+        // `main` prints it too; this copy reaches CloudWatch (a failed start's evidence).
+        tracing::error!(error = %format!("{e:#}"), "gallery stopped with an error");
+    }
+    logs.flush(LOG_FLUSH_TIMEOUT).await;
+    result
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(&cli.data, &args).await,
         None => serve(&cli.data, &default_serve_args()?).await,

@@ -179,6 +179,11 @@ pub struct ServeArgs {
     /// (fractions allowed: 0.5 is twelve hours; 0 empties the trash at each purge run)
     #[arg(long, env = "GALLERY_TRASH_DAYS", default_value_t = 30.0)]
     pub trash_days: f64,
+
+    /// Log one line per request (request id, method, path with share tokens blanked,
+    /// status, latency): `--access-log false` turns it off (errors are still logged)
+    #[arg(long, env = "GALLERY_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -315,6 +320,8 @@ pub struct Config {
     pub spool_dir: PathBuf,
     /// How long a deleted image stays in the trash (see `trash`).
     pub trash_retention: Duration,
+    /// One log line per request (see `access_log`).
+    pub access_log: bool,
 }
 
 impl Config {
@@ -478,6 +485,7 @@ impl Config {
             upload_timeout: Duration::from_secs(serve.upload_timeout_secs),
             spool_dir,
             trash_retention: Duration::from_secs_f64(serve.trash_days * 86_400.0),
+            access_log: serve.access_log,
         })
     }
 }

@@ -26,4 +26,8 @@ pub mod store;
 pub mod templates;
 pub mod trash;
 
+// Logging: the per-request line and shipping to CloudWatch Logs.
+pub mod access_log;
+pub mod logship;
+
 pub use startup::Application;

@@ -2,7 +2,7 @@
 //! `no-store` on pages so the back button shows nothing private after logout.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -21,7 +21,13 @@ pub fn content_security_policy(image_origin: Option<&str>) -> String {
 
 pub async fn headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let h = response.headers_mut();
+    apply(&state, response.headers_mut());
+    response
+}
+
+/// The headers every response gets (also `routes::Lane`'s, which answers before the
+/// router).
+pub fn apply(state: &AppState, h: &mut HeaderMap) {
     if let Some(csp) = &state.csp {
         h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     }
@@ -51,5 +57,4 @@ pub async fn headers(State(state): State<AppState>, request: Request, next: Next
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }

@@ -13,7 +13,6 @@ use tokio::sync::Semaphore;
 
 use crate::accounts;
 use crate::config::{Config, DatabaseKind, DatabaseSource};
-use crate::cores::Cores;
 use crate::db::Db;
 use crate::routes;
 use crate::spool::Spool;
@@ -139,7 +138,7 @@ impl Application {
         serve(
             self.listener,
             self.router,
-            &self.state.cores,
+            &self.state,
             self.state.config.header_timeout,
             stop,
         )
@@ -152,7 +151,7 @@ impl Application {
 async fn serve(
     listener: TcpListener,
     router: Router,
-    cores: &Cores,
+    state: &AppState,
     header_timeout: Duration,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -186,7 +185,11 @@ async fn serve(
                     }
                 };
                 let Ok(app) = make.call(peer).await;
-                let service = TowerToHyperService::new(app);
+                let app = crate::routes::Lane::new(state.clone(), app);
+                let service = TowerToHyperService::new(crate::access_log::around(
+                    state.config.access_log,
+                    app,
+                ));
                 // The connection moves to one core's runtime and stays there.
                 let stream = match stream.into_std() {
                     Ok(s) => s,
@@ -197,7 +200,7 @@ async fn serve(
                 };
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
-                cores.next().spawn(async move {
+                state.cores.next().spawn(async move {
                     let stream = match tokio::net::TcpStream::from_std(stream) {
                         Ok(s) => s,
                         Err(e) => {

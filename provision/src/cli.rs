@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{backup, down, exec, restore, status, up};
+use crate::commands::{backup, down, exec, logs, restore, status, up};
 use crate::config::StackConfig;
 use crate::engine::aws::{CallLog, Clients};
 use crate::engine::context::{Ctx, Mode};
@@ -165,6 +165,25 @@ pub enum Command {
         /// The command and its arguments, after `--`
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
+    },
+    /// The gallery's log lines from CloudWatch Logs (every instance, gone ones too):
+    /// time, instance and the line (`provision logs --since 1h --grep <request-id>`)
+    Logs {
+        /// Keep printing new lines as they arrive (Ctrl-C to stop)
+        #[arg(long)]
+        follow: bool,
+        /// How far back to start: 30s, 10m, 2h, 1d
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = logs::parse_since)]
+        since: std::time::Duration,
+        /// Only this instance's lines (its stream)
+        #[arg(long, value_name = "ID")]
+        instance: Option<String>,
+        /// Only lines holding this text exactly (case-sensitive), e.g. a request id
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// Print the raw events as JSON lines
+        #[arg(long)]
+        json: bool,
     },
     /// Print the first admin's username and password (kept in Secrets Manager)
     AdminPassword,
@@ -445,6 +464,22 @@ pub async fn execute(
             let timeout = std::time::Duration::from_secs(*timeout);
             let outcomes = exec::exec(&ctx(Mode::Plan), &targets, command, timeout).await?;
             Ok(exec::report(&outcomes, timeout))
+        }
+        Command::Logs {
+            follow,
+            since,
+            instance,
+            grep,
+            json,
+        } => {
+            let query = logs::Query {
+                since: *since,
+                instance: instance.clone(),
+                grep: grep.clone(),
+                json: *json,
+                follow: *follow,
+            };
+            logs::logs(&ctx(Mode::Plan), &query).await
         }
         Command::Restore {
             to_time,

@@ -19,6 +19,52 @@ pub struct StackConfig {
     /// CloudWatch alarms and their e-mail (`ops_config`); off unless enabled.
     #[serde(default)]
     pub alarms: crate::ops_config::AlarmsSection,
+    #[serde(default)]
+    pub logs: LogsSection,
+}
+
+/// The app's logs in CloudWatch Logs (`resources/logs.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    /// Days CloudWatch keeps each log event: one of `LOG_RETENTION_DAYS`.
+    #[serde(default = "default_log_retention_days")]
+    pub retention_days: i32,
+}
+
+impl Default for LogsSection {
+    fn default() -> Self {
+        LogsSection {
+            retention_days: default_log_retention_days(),
+        }
+    }
+}
+
+fn default_log_retention_days() -> i32 {
+    14
+}
+
+/// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+pub const LOG_RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+impl LogsSection {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if LOG_RETENTION_DAYS.contains(&self.retention_days) {
+            return Ok(());
+        }
+        let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(|d| d.to_string()).collect();
+        Err(invalid(
+            "logs.retention_days",
+            format!(
+                "{} is not a retention CloudWatch Logs offers: one of {}",
+                self.retention_days,
+                allowed.join(", ")
+            ),
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -83,6 +129,10 @@ pub struct BalancerSection {
     pub healthy_threshold: i32,
     pub unhealthy_threshold: i32,
     pub deregistration_delay_secs: i32,
+    /// The gallery's own name (`photos.example.com`): an ACM certificate for it, the
+    /// records in its Route 53 zone, HTTPS on 443 (see `resources::certificate`, `dns`).
+    #[serde(default)]
+    pub domain: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +378,9 @@ impl StackConfig {
                 "must be an ACM certificate ARN or empty",
             ));
         }
+        if let Err(reason) = crate::resources::dns::check_domain(&b.domain) {
+            return Err(invalid("balancer.domain", reason));
+        }
         if !b.health_check_path.starts_with('/') {
             return Err(invalid("balancer.health_check_path", "must start with /"));
         }
@@ -350,6 +403,7 @@ impl StackConfig {
             ));
         }
         crate::ops_config::validate(self)?;
+        self.logs.validate()?;
         Ok(())
     }
 
@@ -367,10 +421,13 @@ impl StackConfig {
     /// set. A new way to get one (`balancer.domain`) is a line here: `https` and the plain
     /// HTTP refusal follow.
     fn tls_settings(&self) -> Vec<(&'static str, bool)> {
-        vec![(
-            "balancer.certificate_arn",
-            !self.balancer.certificate_arn.is_empty(),
-        )]
+        vec![
+            (
+                "balancer.certificate_arn",
+                !self.balancer.certificate_arn.is_empty(),
+            ),
+            ("balancer.domain", !self.balancer.domain.is_empty()),
+        ]
     }
 
     /// The load balancer serves HTTPS on 443 (and redirects port 80 to it).
@@ -648,5 +705,59 @@ mod tests {
         );
         // Should IPv6 be supported one day, `::/0` is already the whole internet.
         assert_eq!(whole_internet(&["::/0".into()]).as_deref(), Some("`::/0`"));
+    }
+
+    #[test]
+    fn log_retention_defaults_to_14_days_and_must_be_a_period_cloudwatch_offers() {
+        let c = StackConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(c.logs.retention_days, 14);
+        let without = EXAMPLE.split("[logs]").next().unwrap();
+        assert_eq!(StackConfig::parse(without).unwrap().logs.retention_days, 14);
+        let set = |days: &str| {
+            StackConfig::parse(
+                &EXAMPLE.replace("retention_days = 14", &format!("retention_days = {days}")),
+            )
+        };
+        assert_eq!(set("365").unwrap().logs.retention_days, 365);
+        for bad in ["10", "0", "-1", "4000"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.starts_with("logs.retention_days"), "{bad}: {err}");
+            assert!(err.contains("one of 1, 3, 5, 7, 14, 30"), "{err}");
+        }
+    }
+
+    fn with_domain(domain: &str) -> Result<StackConfig, ConfigError> {
+        StackConfig::parse(&EXAMPLE.replace(
+            "certificate_arn = \"\"",
+            &format!("certificate_arn = \"\"\ndomain = \"{domain}\""),
+        ))
+    }
+
+    #[test]
+    fn a_domain_serves_the_whole_internet_over_https() {
+        let c = with_domain("photos.example.com").unwrap();
+        assert_eq!(c.balancer.domain, "photos.example.com");
+        assert!(c.https());
+        assert!(c.plain_http_refusal().is_none());
+        assert!(c.plain_http_allowed().is_none());
+        // The shipped config has none, and the refusal names it as a way out.
+        let shipped = StackConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(shipped.balancer.domain, "");
+        let err = shipped.plain_http_refusal().unwrap().to_string();
+        assert!(err.contains("set balancer.domain"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_domain_is_named() {
+        for bad in [
+            "localhost",
+            "*.example.com",
+            "Photos.example.com",
+            "a..b.com",
+            "https://x.com",
+        ] {
+            let err = with_domain(bad).unwrap_err().to_string();
+            assert!(err.starts_with("balancer.domain: "), "{bad}: {err}");
+        }
     }
 }

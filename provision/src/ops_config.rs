@@ -377,8 +377,10 @@ mod tests {
         StackConfig::parse(EXAMPLE).unwrap()
     }
 
+    /// The shipped config with its `[scaling]` and `[alarms]` (its last sections) replaced.
     fn with(extra: &str) -> Result<StackConfig, ConfigError> {
-        StackConfig::parse(&format!("{}\n{extra}", EXAMPLE))
+        let (before, _) = EXAMPLE.split_once("\n[scaling]").unwrap();
+        StackConfig::parse(&format!("{before}\n{extra}"))
     }
 
     fn setting_of(r: Result<StackConfig, ConfigError>) -> String {
@@ -411,10 +413,11 @@ mod tests {
         let c = with("[scaling]\nenabled = true\ntarget_value = 30\n").unwrap();
         assert_eq!(c.scaling.target(), 30.0);
         // The group must have room to scale.
-        let text = EXAMPLE.replace("max_size = 4", "max_size = 2");
-        let e = setting_of(StackConfig::parse(&format!(
-            "{text}\n[scaling]\nenabled = true\n"
-        )));
+        let e = setting_of(with("[scaling]\nenabled = true\n").and_then(|_| {
+            let text = EXAMPLE.replace("max_size = 4", "max_size = 2");
+            let (before, _) = text.split_once("\n[scaling]").unwrap();
+            StackConfig::parse(&format!("{before}\n[scaling]\nenabled = true\n"))
+        }));
         assert!(
             e.starts_with("scaling.enabled:") && e.contains("app.max_size (2)"),
             "{e}"

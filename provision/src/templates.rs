@@ -37,7 +37,8 @@ mod tests {
             &[
                 ("bucket", "b"),
                 ("db_secret_arn", "arn:1"),
-                ("admin_secret_arn", "arn:2")
+                ("admin_secret_arn", "arn:2"),
+                ("log_group_arn", "arn:3")
             ]
         )
         .is_ok());

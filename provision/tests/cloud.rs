@@ -116,6 +116,17 @@ impl Stack {
         }
     }
 
+    /// Serve the gallery on `domain` (`balancer.domain`): a certificate, HTTPS, records.
+    fn on_domain(self, domain: &str) -> Stack {
+        let path = self.dir.path().join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "certificate_arn = \"\"",
+            &format!("certificate_arn = \"\"\ndomain = \"{domain}\""),
+        );
+        std::fs::write(&path, text).unwrap();
+        self
+    }
+
     /// Run `min`/`desired`/`max` instances instead of config.toml's 2/2/4.
     fn sized(self, min: u32, desired: u32, max: u32) -> Stack {
         let path = self.dir.path().join("config.toml");
@@ -164,7 +175,8 @@ impl Stack {
         assert_eq!(code, 0, "provision up failed:\n{stdout}\n{stderr}");
         let url = stdout.lines().last().unwrap_or_default().trim().to_string();
         assert!(
-            url.starts_with("http://") && url.contains(".elb.amazonaws.com"),
+            (url.starts_with("http://") && url.contains(".elb.amazonaws.com"))
+                || url.starts_with("https://"),
             "up printed no URL:\n{stdout}"
         );
         eprintln!(
@@ -312,8 +324,17 @@ async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// A browser for the deployed gallery: the load balancer's name resolves to the address
-/// the local cloud gave it, as DNS would.
+/// the local cloud gave it, as DNS would. An `https://` URL is a domain of the stack's:
+/// it resolves through its alias record in Route 53, over TLS trusting the rig's CA.
 async fn browser(url: &str) -> (reqwest::Client, String) {
+    if let Some(domain) = url.strip_prefix("https://") {
+        let domain = domain.trim_end_matches('/');
+        let address = resolve(domain).await;
+        return (
+            https_client(domain, &address, true).await,
+            format!("https://{domain}"),
+        );
+    }
     let host = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -338,6 +359,177 @@ async fn browser(url: &str) -> (reqwest::Client, String) {
         .build()
         .unwrap();
     (client, format!("http://{host}"))
+}
+
+/// The zone of the local cloud's Route 53 that holds `domain`.
+async fn zone_of(domain: &str) -> Option<String> {
+    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
+    let zones = r53.list_hosted_zones().send().await.unwrap();
+    zones
+        .hosted_zones()
+        .iter()
+        .filter(|z| format!("{domain}.").ends_with(&format!(".{}", z.name())))
+        .max_by_key(|z| z.name().len())
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+}
+
+/// The records of a zone: (name, type, alias target or value).
+async fn records(zone: &str) -> Vec<(String, String, String)> {
+    let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    out.resource_record_sets()
+        .iter()
+        .map(|r| {
+            (
+                r.name().to_string(),
+                r.r#type().as_str().to_string(),
+                r.alias_target()
+                    .map(|t| t.dns_name().to_string())
+                    .or_else(|| r.resource_records().first().map(|v| v.value().to_string()))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// What `domain` resolves to, as a resolver would: its alias record in Route 53 names a
+/// load balancer, which the local cloud serves at an address.
+async fn resolve(domain: &str) -> String {
+    let zone = zone_of(domain)
+        .await
+        .expect("a hosted zone holds the domain");
+    let name = format!("{domain}.");
+    let target = records(&zone)
+        .await
+        .into_iter()
+        .find(|r| r.0 == name && r.1 == "A")
+        .unwrap_or_else(|| panic!("no A record for {domain} in zone {zone}"))
+        .2;
+    let target = target.trim_end_matches('.').to_string();
+    let status = cloud(reqwest::Method::GET, "status", None).await;
+    status["balancers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["dns_name"] == target.as_str())
+        .unwrap_or_else(|| {
+            panic!(
+                "{domain} is an alias of {target}, which the local cloud does not serve: {status}"
+            )
+        })["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A client for `https://<name>` at `address`, trusting the rig's public CA (or, with
+/// `trust` false, only the usual public roots).
+async fn https_client(name: &str, address: &str, trust: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_info(true)
+        // Port 0: the URL's is used (443 for https, 80 for http).
+        .resolve(name, SocketAddr::new(address.parse().unwrap(), 0))
+        .timeout(Duration::from_secs(30));
+    if trust {
+        let ca = cloud(reqwest::Method::GET, "ca", None).await;
+        let pem = ca["pem"].as_str().unwrap().to_string();
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// `balancer.domain`: the load balancer serves `https://<domain>` with a certificate for
+/// that name (signed by the CA the client trusts; no other name's), and `http://` is
+/// redirected there.
+async fn the_domain_is_served_over_https(domain: &str) {
+    let address = resolve(domain).await;
+    let client = https_client(domain, &address, true).await;
+    let r = client
+        .get(format!("https://{domain}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let info = r
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("the answer came over TLS");
+    let der = info
+        .peer_certificate()
+        .expect("the server sent its certificate");
+    assert!(
+        der.windows(domain.len()).any(|w| w == domain.as_bytes()),
+        "the certificate names {domain}"
+    );
+    let r = client
+        .get(format!("http://{domain}/gallery?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301, "plain HTTP is redirected");
+    // To the same path on https (with or without the default port written out).
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location == format!("https://{domain}/gallery?x=1")
+            || location == format!("https://{domain}:443/gallery?x=1"),
+        "{location}"
+    );
+    // Another name at the same address: the certificate is not for it.
+    let other = format!("other.{}", domain.split_once('.').unwrap().1);
+    let wrong = https_client(&other, &address, true).await;
+    let err = wrong
+        .get(format!("https://{other}/readyz"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_connect(),
+        "a name the certificate lacks is refused: {err:?}"
+    );
+    // And without the rig's CA, nothing vouches for it.
+    let untrusting = https_client(domain, &address, false).await;
+    assert!(untrusting
+        .get(format!("https://{domain}/readyz"))
+        .send()
+        .await
+        .is_err());
+}
+
+/// The stack's certificates in ACM (those tagged for it).
+async fn certificates_of(stack: &str) -> Vec<String> {
+    let acm = aws_sdk_acm::Client::new(&sdk_config().await);
+    let mut mine = Vec::new();
+    for c in acm
+        .list_certificates()
+        .send()
+        .await
+        .unwrap()
+        .certificate_summary_list()
+    {
+        let arn = c.certificate_arn().unwrap_or_default();
+        let tags = acm
+            .list_tags_for_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .unwrap();
+        if tags
+            .tags()
+            .iter()
+            .any(|t| t.key() == "gallery:stack" && t.value() == Some(stack))
+        {
+            mine.push(arn.to_string());
+        }
+    }
+    mine
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str, timeout: Duration) -> Duration {
@@ -649,7 +841,7 @@ async fn assert_no_secret_in_output(stack: &Stack, ids: &[String]) {
     assert!(db.len() >= 16 && admin.len() >= 16);
     let printed = stack.output.lock().unwrap().clone();
     assert!(
-        printed.contains("http://"),
+        printed.contains("://"),
         "the output was captured: {printed}"
     );
     for (what, secret) in [("database", &db), ("admin", &admin)] {
@@ -851,6 +1043,23 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
         .map(|(id, _)| id)
         .collect();
     let victim = before[0].clone();
+    // Requests through the load balancer (round-robin over both), each with the request
+    // id the gallery answered; a few seconds for their access lines to be shipped (every
+    // second), then the plug is pulled.
+    let mut request_ids = Vec::new();
+    for _ in 0..6 {
+        let r = client.get(format!("{base}/login")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .expect("the gallery answers with its request id")
+            .to_str()
+            .unwrap()
+            .to_string();
+        request_ids.push(id);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
     cloud(
         reqwest::Method::POST,
         &format!("instances/{victim}/kill"),
@@ -905,6 +1114,35 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
     );
     let r = client.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+
+    // The logs outlive the instance: `provision logs` finds each request by its id, and
+    // some of them in the killed instance's stream.
+    let mut from_victim = 0;
+    for id in &request_ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let line = loop {
+            let (code, stdout, stderr) = stack
+                .provision(&["logs", "--since", "15m", "--grep", id])
+                .await;
+            assert_eq!(code, 0, "provision logs failed:\n{stdout}\n{stderr}");
+            if let Some(line) = stdout.lines().find(|l| l.contains(id.as_str())) {
+                break line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} never showed in provision logs:\n{stdout}\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        assert!(line.contains("GET") && line.contains("/login"), "{line}");
+        if line.contains(victim.as_str()) {
+            from_victim += 1;
+        }
+    }
+    assert!(
+        from_victim > 0,
+        "none of {request_ids:?} was shown from the killed instance {victim}"
+    );
     stack.down().await;
 }
 
@@ -1428,8 +1666,63 @@ async fn a_release_failing_in_a_later_batch_is_rolled_back_on_every_instance() {
 async fn up_serves_end_to_end_then_down_and_up_again_at_once_with_late_credentials() {
     let _alone = alone().await;
     settings(json!({"profile": "instant", "throttle_rate": 0.0, "aws": {"imds_credentials_delay": 8, "name_reuse_lag": 8, "listing_lag": 8}})).await;
-    let stack = Stack::new("again", 60);
+    // The stack serves its own domain, in a zone of the account.
+    let domain = "photos.example.test";
+    let zone = match zone_of(domain).await {
+        Some(zone) => zone,
+        None => {
+            let r53 = aws_sdk_route53::Client::new(&sdk_config().await);
+            let made = r53
+                .create_hosted_zone()
+                .name("example.test")
+                .caller_reference(format!("test-{:08x}", rand::random::<u32>()))
+                .send()
+                .await
+                .unwrap();
+            made.hosted_zone()
+                .unwrap()
+                .id()
+                .trim_start_matches("/hostedzone/")
+                .to_string()
+        }
+    };
+    let stack = Stack::new("again", 60).on_domain(domain);
     let url = stack.up().await;
+    assert_eq!(
+        url,
+        format!("https://{domain}/"),
+        "the gallery's URL is its domain"
+    );
+    the_domain_is_served_over_https(domain).await;
+    let certificates = certificates_of(&stack.name).await;
+    assert_eq!(certificates.len(), 1, "one certificate: {certificates:?}");
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config().await);
+    let lb = elb
+        .describe_load_balancers()
+        .names(format!("{}-alb", stack.name))
+        .send()
+        .await
+        .unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .expect("a 443 listener");
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    assert_eq!(
+        https.ssl_policy(),
+        Some("ELBSecurityPolicy-TLS13-1-2-2021-06")
+    );
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        Some(certificates[0].as_str())
+    );
     let alice = use_the_gallery(&stack, &url).await;
     assert_eq!(
         gallery_with(&url, &alice).await,
@@ -1454,6 +1747,11 @@ async fn up_serves_end_to_end_then_down_and_up_again_at_once_with_late_credentia
     // `down` keeps the data (and says what it costs); `up` at once brings it back.
     let said = stack.down_keeping_data().await;
     assert!(said.contains("Kept, the data of stack"), "{said}");
+    assert_eq!(
+        certificates_of(&stack.name).await,
+        Vec::<String>::new(),
+        "the certificate is not data: down removes it"
+    );
     assert!(said.contains("1 image(s) of 1 user(s)"), "{said}");
     assert!(said.contains("db-snapshot"), "{said}");
     assert!(said.contains("a month"), "{said}");
@@ -1499,6 +1797,13 @@ async fn up_serves_end_to_end_then_down_and_up_again_at_once_with_late_credentia
         .collect();
     stack.down().await;
     assert_nothing_runs(&ids).await;
+    // The certificate and the records it made went with it; the zone (the user's) stays.
+    assert_eq!(certificates_of(&stack.name).await, Vec::<String>::new());
+    let left = records(&zone).await;
+    assert!(
+        left.iter().all(|r| r.1 == "NS" || r.1 == "SOA"),
+        "records left in the zone: {left:?}"
+    );
     defaults().await;
 }
 

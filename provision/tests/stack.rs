@@ -202,6 +202,7 @@ fn complete_stack(desired: usize) -> std::collections::BTreeMap<String, usize> {
         ("db-subnet-group", 1),
         ("secret", 2),
         ("bucket", 1),
+        ("log-group", 1),
         ("iam-role", 1),
         ("instance-profile", 1),
         ("auto-scaling-group", 1),
@@ -256,7 +257,8 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     );
     let calls = log.calls().len();
     assert!(
-        calls <= 40,
+        // 40, and the log group's two reads (DescribeLogGroups, ListTagsForResource).
+        calls <= 42,
         "no-op up made {calls} calls: {:?}",
         log.calls()
     );
@@ -734,10 +736,26 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
         .map(|s| s.arn().unwrap().to_string())
         .collect();
     assert_eq!(secrets.len(), 2);
+    // The stack's own log group (its ARN as DescribeLogGroups gives it, without `:*`).
+    let log_group = c
+        .aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(provision::resources::logs::group_name(&c))
+        .send()
+        .await
+        .unwrap()
+        .log_groups()[0]
+        .arn()
+        .unwrap()
+        .trim_end_matches(":*")
+        .to_string();
     let allowed: Vec<String> = [
         format!("arn:aws:s3:::{bucket}"),
         format!("arn:aws:s3:::{bucket}/images/*"),
         format!("arn:aws:s3:::{bucket}/releases/*"),
+        log_group.clone(),
+        format!("{log_group}:log-stream:*"),
     ]
     .into_iter()
     .chain(secrets)
@@ -783,6 +801,18 @@ async fn iam_policy_names_only_the_stacks_own_arns_and_groups_open_only_the_list
             "ec2messages:GetMessages",
             "ec2messages:SendReply"
         ])
+    );
+    // The instances ship their logs: streams and events in that group, nothing more.
+    let logs: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Action"].to_string().contains("logs:"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        logs[0]["Action"],
+        serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"])
     );
     for st in doc["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
@@ -1338,11 +1368,15 @@ async fn down_keeps_the_data_and_up_brings_it_back() {
     let (r, _) = run(down_keeping_data(), &config).await;
     assert_eq!(r.unwrap(), 0, "a down keeping the data succeeds");
     let kept = counts(&config).await;
-    let want: std::collections::BTreeMap<String, usize> =
-        [("bucket", 1), ("db-snapshot", 2), ("secret", 2)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+    let want: std::collections::BTreeMap<String, usize> = [
+        ("bucket", 1),
+        ("db-snapshot", 2),
+        ("log-group", 1),
+        ("secret", 2),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(
         kept, want,
         "only the data is left (the backup and the final snapshot)"
@@ -1448,6 +1482,333 @@ async fn down_keeps_the_data_and_up_brings_it_back() {
         "the same restore is recorded again"
     );
 
+    assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
+    assert_nothing_left(&config).await;
+}
+
+/// `balancer.domain` with a Route 53 zone for it in the account: `up` requests the
+/// certificate (DNS validation), writes its validation record and the domain's alias to
+/// the load balancer, and serves HTTPS with port 80 redirected; the URL is the domain's.
+/// A second `up` changes nothing; `down` removes the records and the certificate, and
+/// leaves the zone (the user's) as it found it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_gets_its_certificate_records_and_https_and_down_removes_them() {
+    let mut config = config("dom");
+    let zone_name = format!("{}.test", config.stack.name);
+    let domain = format!("photos.{zone_name}");
+    config.balancer.domain = domain.clone();
+    config.validate().unwrap();
+    assert!(config.plain_http_refusal().is_none());
+    let hands = hands().await;
+    let zone = hands
+        .route53
+        .create_hosted_zone()
+        .name(&zone_name)
+        .caller_reference(uuid_like())
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    let planned = planned_changes(&config).await;
+    for node in [Node::Certificate, Node::DnsRecords, Node::Listeners] {
+        assert!(
+            planned
+                .iter()
+                .any(|(n, c)| *n == node && *c == Change::Create),
+            "{node:?} planned: {planned:?}"
+        );
+    }
+    let (r, _) = run(up_cmd(), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    let counts = counts(&config).await;
+    assert_eq!(counts.get("certificate"), Some(&1), "{counts:?}");
+    // The alias A record and the validation CNAME.
+    assert_eq!(counts.get("dns-record"), Some(&2), "{counts:?}");
+    let c = ctx(&config).await;
+    let s = status::status(&c).await.unwrap();
+    assert_eq!(
+        s.url.as_deref(),
+        Some(format!("https://{domain}/").as_str())
+    );
+    let records = hands
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    let lb = provision::resources::balancer::find_load_balancer(&c)
+        .await
+        .unwrap()
+        .unwrap();
+    let alias = records
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name() == format!("{domain}.") && r.r#type().as_str() == "A")
+        .expect("an A record for the domain");
+    assert_eq!(
+        alias
+            .alias_target()
+            .unwrap()
+            .dns_name()
+            .trim_end_matches('.'),
+        lb.dns_name().unwrap()
+    );
+    assert_eq!(
+        alias.alias_target().unwrap().hosted_zone_id(),
+        lb.canonical_hosted_zone_id().unwrap()
+    );
+    assert!(
+        !records
+            .resource_record_sets()
+            .iter()
+            .any(|r| r.r#type().as_str() == "AAAA"),
+        "an IPv4 load balancer gets no AAAA record"
+    );
+    let certificate = hands
+        .acm
+        .describe_certificate()
+        .certificate_arn(
+            provision::resources::certificate::find(&c).await.unwrap()[0]
+                .0
+                .clone(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let certificate = certificate.certificate().unwrap();
+    assert_eq!(certificate.domain_name(), Some(domain.as_str()));
+    assert_eq!(certificate.status().unwrap().as_str(), "ISSUED");
+    let listeners = hands
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let by_port = |p: i32| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(p))
+            .unwrap()
+            .clone()
+    };
+    let https = by_port(443);
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        certificate.certificate_arn()
+    );
+    assert_eq!(
+        by_port(80).default_actions()[0]
+            .redirect_config()
+            .and_then(|r| r.protocol()),
+        Some("HTTPS")
+    );
+    // Converged: a second run would change nothing.
+    assert_eq!(planned_changes(&config).await, Vec::new());
+
+    let (r, _) = run(down(true), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_nothing_left(&config).await;
+    let left = hands
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.resource_record_sets()
+            .iter()
+            .all(|r| matches!(r.r#type().as_str(), "NS" | "SOA")),
+        "the zone is as it was: {left:?}"
+    );
+    hands
+        .route53
+        .delete_hosted_zone()
+        .id(&zone)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `balancer.domain` with no Route 53 zone for it: `up` prints the validation record to
+/// create and waits for ACM, bounded, then fails naming the setting; `down` removes the
+/// certificate it requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_without_a_zone_waits_for_its_record_then_fails_naming_the_setting() {
+    let mut config = config("nozone");
+    config.balancer.domain = format!("photos.{}.invalid", config.stack.name);
+    config.validate().unwrap();
+    let started = std::time::Instant::now();
+    let (r, _) = run(up_cmd(), &config).await;
+    let err = format!("{:#}", r.unwrap_err());
+    assert!(
+        err.contains("timed out") && err.contains("balancer.domain") && err.contains("CNAME"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= timing().wait_timeout, "it waited");
+    let c = ctx(&config).await;
+    let mine = provision::resources::certificate::find(&c).await.unwrap();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].2, "PENDING_VALIDATION");
+    let (r, _) = run(down(true), &config).await;
+    assert_eq!(r.unwrap(), 0);
+    assert_nothing_left(&config).await;
+}
+
+/// `[scaling]` and `[alarms]`: `up` puts a target-tracking policy on the group, counting
+/// the requests of the stack's own load balancer and target group, five alarms (tagged,
+/// watching the stack's load balancer, target group and database, notifying the stack's
+/// topic) and the topic with the e-mail subscribed (pending its confirmation). The policy
+/// then owns the desired count: a group it scaled to 3 stays at 3 through `plan` and `up`.
+/// `status` shows the group's size, the policy and an alarm in ALARM. Turning both off
+/// removes them and gives the group back config.toml's count; `down` leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_and_alarms_are_made_left_to_the_policy_and_removed() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    use provision::resources::{alarms, balancer, database, fleet, notifications, scaling};
+
+    let mut config = config("scale");
+    config.scaling.enabled = true;
+    config.scaling.target_value = Some(600.0);
+    config.alarms.enabled = true;
+    config.alarms.email = "ops@example.com".into();
+    config.validate().unwrap();
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let mut expected = complete_stack(2);
+    expected.insert("scaling-policy".into(), 1);
+    expected.insert("sns-topic".into(), 1);
+    expected.insert("alarm".into(), 5);
+    assert_eq!(counts(&config).await, expected);
+
+    let c = ctx(&config).await;
+    let lb = balancer::find_load_balancer(&c).await.unwrap().unwrap();
+    let tg = balancer::find_target_group(&c).await.unwrap().unwrap();
+    let lb_arn = lb.load_balancer_arn().unwrap();
+    let tg_arn = tg.target_group_arn().unwrap();
+    let lb_dim = lb_arn.split_once(":loadbalancer/").unwrap().1.to_string();
+    let tg_dim = format!(
+        "targetgroup/{}",
+        tg_arn.split_once(":targetgroup/").unwrap().1
+    );
+
+    let policy = scaling::find(&c).await.unwrap().unwrap();
+    assert_eq!(policy.policy_type(), Some("TargetTrackingScaling"));
+    let tracking = policy.target_tracking_configuration().unwrap();
+    let metric = tracking.predefined_metric_specification().unwrap();
+    assert_eq!(
+        metric.predefined_metric_type().unwrap().as_str(),
+        "ALBRequestCountPerTarget"
+    );
+    assert_eq!(
+        metric.resource_label(),
+        Some(format!("{lb_dim}/{tg_dim}").as_str())
+    );
+    assert_eq!(tracking.target_value(), Some(600.0));
+    assert_ne!(tracking.disable_scale_in(), Some(true));
+
+    let topic = notifications::find(&c).await.unwrap().unwrap();
+    let subs = c
+        .aws
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    let emails: Vec<_> = subs
+        .subscriptions()
+        .iter()
+        .filter(|s| s.protocol() == Some("email"))
+        .filter_map(|s| s.endpoint())
+        .collect();
+    assert_eq!(emails, ["ops@example.com"]);
+
+    let found = alarms::find(&c).await.unwrap();
+    assert_eq!(found.len(), 5);
+    let db = database::instance_id(&c);
+    let mut watched = Vec::new();
+    for a in &found {
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic), "{a:?}");
+        assert_eq!(a.ok_actions(), std::slice::from_ref(&topic), "{a:?}");
+        for d in a.dimensions() {
+            watched.push((
+                d.name().unwrap().to_string(),
+                d.value().unwrap().to_string(),
+            ));
+        }
+    }
+    for (name, value) in [
+        ("LoadBalancer", lb_dim.as_str()),
+        ("TargetGroup", tg_dim.as_str()),
+        ("DBInstanceIdentifier", db.as_str()),
+    ] {
+        assert!(
+            watched.iter().any(|(n, v)| n == name && v == value),
+            "no alarm watches {name}={value}: {watched:?}"
+        );
+    }
+
+    // The policy scales the group (here by hand): plan and up leave its count alone.
+    c.aws
+        .asg
+        .set_desired_capacity()
+        .auto_scaling_group_name(fleet::name(&c))
+        .desired_capacity(3)
+        .send()
+        .await
+        .unwrap();
+    let planned = planned_changes(&config).await;
+    assert!(planned.is_empty(), "{planned:?}");
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let group = fleet::find(&c).await.unwrap().unwrap();
+    assert_eq!(group.desired_capacity(), Some(3));
+
+    // status: the group's size, the policy, an alarm in ALARM with its reason.
+    let firing = alarms::name(&c, "db-cpu");
+    c.aws
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&firing)
+        .state_value(StateValue::Alarm)
+        .state_reason("Threshold Crossed: 1 datapoint [93.0] >= 80.0")
+        .send()
+        .await
+        .unwrap();
+    let s = provision::commands::status::status(&c).await.unwrap();
+    let size = s.group.as_ref().unwrap();
+    assert_eq!((size.desired, size.min, size.max), (3, 2, 4));
+    assert_eq!(
+        s.scaling_policy.as_deref(),
+        Some("ALBRequestCountPerTarget held at 600")
+    );
+    assert_eq!(
+        s.alarms_firing,
+        [(
+            firing.clone(),
+            "Threshold Crossed: 1 datapoint [93.0] >= 80.0".to_string()
+        )]
+    );
+
+    // Both off: the policy, alarms and topic go; the group gets config.toml's count back.
+    config.scaling.enabled = false;
+    config.alarms.enabled = false;
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let left = counts(&config).await;
+    for kind in ["scaling-policy", "sns-topic", "alarm"] {
+        assert!(!left.contains_key(kind), "{kind} left: {left:?}");
+    }
+    assert!(scaling::find(&c).await.unwrap().is_none());
+    assert!(notifications::find(&c).await.unwrap().is_none());
+    assert!(alarms::find(&c).await.unwrap().is_empty());
+    let group = fleet::find(&c).await.unwrap().unwrap();
+    assert_eq!(group.desired_capacity(), Some(2));
     assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
     assert_nothing_left(&config).await;
 }

@@ -8,6 +8,8 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::users::{self, User};
 
+/// The session cookie's name (its value is the session's id).
+pub const SESSION_COOKIE: &str = "gallery_session";
 pub const SESSION_USER: &str = "uid";
 /// The user's session epoch at login; a password change bumps it and ends older sessions.
 pub const SESSION_EPOCH: &str = "epoch";
@@ -28,11 +30,15 @@ pub const SESSION_SINCE: &str = "since";
 async fn keep_alive(session: &Session, idle: std::time::Duration) -> Result<(), AppError> {
     let now = crate::db::now_millis();
     let seen = session.get::<i64>(SESSION_SEEN).await?.unwrap_or(0);
-    let every = (idle.as_millis() / 12) as i64;
-    if now - seen >= every {
+    if now - seen >= refresh_every(idle) {
         session.insert(SESSION_SEEN, now).await?;
     }
     Ok(())
+}
+
+/// How often (ms) a session's idle expiry is pushed forward: a twelfth of the idle period.
+pub fn refresh_every(idle: std::time::Duration) -> i64 {
+    (idle.as_millis() / 12) as i64
 }
 
 /// The logged-in user and their session. Without one: redirect to the login page.

@@ -9,6 +9,7 @@ use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::storage::{Delivery, ObjectKey, StorageError};
+use crate::store::images::Image;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -60,6 +61,49 @@ pub async fn original(
     serve(state, current, id, headers, Variant::Original).await
 }
 
+/// A thumbnail (the grid's every image, so the busiest request there is) answered wholly
+/// from memory, for [`super::Lane`]: when the session, its user and the image are all
+/// held (`Cache::signed_in_image`). `None` for anything else, which takes the router
+/// (the session layer and [`thumbnail`], which decide and fill the cache).
+pub(super) async fn from_memory(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    if !state.health.is_migrated() {
+        return None;
+    }
+    let id = path.strip_prefix("/images/")?.strip_suffix("/thumb")?;
+    // Anything percent-encoded (or a second path segment) is the router's to decode.
+    if id.contains(['%', '/']) {
+        return None;
+    }
+    let session = session_cookie(headers)?;
+    let refresh = crate::auth::refresh_every(state.config.session_idle);
+    let img = state.cache.signed_in_image(session, id, refresh)?;
+    answer(state, &img, headers, Variant::Thumbnail).await.ok()
+}
+
+/// The session cookie's value, when the request carries exactly one (the session layer
+/// decides every other case).
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    let mut found = None;
+    for value in headers.get_all(header::COOKIE) {
+        for pair in value.to_str().ok()?.split(';') {
+            let Some((name, value)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if name == crate::auth::SESSION_COOKIE {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(value);
+            }
+        }
+    }
+    found
+}
+
 pub async fn thumbnail(
     state: State<AppState>,
     current: CurrentUser,
@@ -81,6 +125,16 @@ async fn serve(
         .owned_image(&state.db, &id, current.user.id)
         .await?
         .ok_or(AppError::NotFound)?;
+    answer(&state, &img, &headers, variant).await
+}
+
+/// The owner's image (already owner-checked) as `variant`.
+async fn answer(
+    state: &AppState,
+    img: &Image,
+    headers: &HeaderMap,
+    variant: Variant,
+) -> AppResult<Response> {
     let (key, content_type, tag) = match variant {
         Variant::Original | Variant::Download => (&img.storage_key, &img.content_type, "o"),
         Variant::Thumbnail => (&img.thumb_key, &img.thumb_content_type, "t"),
@@ -90,7 +144,7 @@ async fn serve(
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| AppError::Internal(e.into()))?;
     let cache = HeaderValue::from_static("private, max-age=31536000, immutable");
 
-    if disposition.is_none() && not_modified(&headers, &etag) {
+    if disposition.is_none() && not_modified(headers, &etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
@@ -99,7 +153,7 @@ async fn serve(
     }
     let key = ObjectKey::stored(key)?;
     respond(
-        &state,
+        state,
         &key,
         content_type,
         etag_value,
@@ -191,7 +245,28 @@ pub(super) async fn respond(
 
 #[cfg(test)]
 mod tests {
-    use super::attachment;
+    use super::{attachment, session_cookie};
+    use axum::http::{header, HeaderMap, HeaderValue};
+
+    #[test]
+    fn only_a_single_session_cookie_is_read_outside_the_session_layer() {
+        let cookies = |values: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::COOKIE, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let h = cookies(&["a=1; gallery_session=abc; gallery_sync=1"]);
+        assert_eq!(session_cookie(&h), Some("abc"));
+        let h = cookies(&["a=1", "gallery_session=abc"]);
+        assert_eq!(session_cookie(&h), Some("abc"));
+        let h = cookies(&["gallery_session=abc; gallery_session=def"]);
+        assert_eq!(session_cookie(&h), None, "two: the session layer decides");
+        let h = cookies(&["gallery_sessions=abc; xgallery_session=def"]);
+        assert_eq!(session_cookie(&h), None);
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn a_download_keeps_its_name_however_it_is_spelled() {

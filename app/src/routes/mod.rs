@@ -10,6 +10,7 @@ mod gallery;
 mod health;
 mod home;
 mod images;
+mod lane;
 mod shared;
 mod shares;
 mod trash;
@@ -27,6 +28,7 @@ use crate::state::AppState;
 use crate::store::sessions::DbSessionStore;
 
 pub use gallery::order_param;
+pub use lane::Lane;
 pub use shared::RENDITIONS_AT_ONCE;
 
 /// Bodies of ordinary forms are small; only the upload route takes more.
@@ -36,7 +38,7 @@ pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(
         DbSessionStore::new(state.db.clone()).with_cache(state.cache.clone()),
     )
-    .with_name("gallery_session")
+    .with_name(crate::auth::SESSION_COOKIE)
     .with_http_only(true)
     .with_same_site(SameSite::Lax)
     .with_secure(state.config.secure_cookies())

@@ -626,6 +626,25 @@ impl RawSession {
             .expect("post")
     }
 
+    /// Upload one photo through `base`'s upload form.
+    pub async fn upload(&self, base: &str, name: &str, bytes: Vec<u8>) -> Response {
+        let token = self.csrf(base).await;
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str("image/jpeg")
+            .expect("mime");
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", token)
+            .part("files", part);
+        raw_client()
+            .post(format!("{base}/upload"))
+            .header("cookie", &self.cookie)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+    }
+
     /// The session's CSRF token, from a page of `base`.
     pub async fn csrf(&self, base: &str) -> String {
         let r = self.get(base, "/upload").await;

@@ -17,6 +17,7 @@ mod details;
 mod failures;
 mod gallery;
 mod health;
+mod logs;
 mod processes;
 mod sharing;
 mod trash;

@@ -135,6 +135,30 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other(b: Backend) {
         }
     };
     let (one, two) = (one.base.clone(), two.base.clone());
+    // A photo each, uploaded through instance one: its thumbnail on instance two is
+    // answered from memory (`routes::images::thumbnail_from_memory`) once warm.
+    // The bytes (disk), or a 302 to a presigned URL (S3).
+    let served = |r: reqwest::Response| {
+        r.status() == StatusCode::OK
+            || r.status() == StatusCode::FOUND && !location(&r).starts_with("/login")
+    };
+    let mut thumbs = std::collections::HashMap::new();
+    for name in ["leaver", "changed", "gone", "bystander"] {
+        let s = RawSession::login(&one, name, PASSWORD).await;
+        let r = s.upload(&one, "p.jpg", photo("rocket.jpg")).await;
+        assert!(
+            r.status().is_redirection(),
+            "{name}'s upload: {}",
+            r.status()
+        );
+        let image = data
+            .query_strings(&format!(
+                "SELECT i.id FROM images i JOIN users u ON u.id = i.owner_id WHERE u.username = '{name}'"
+            ))
+            .await;
+        assert_eq!(image.len(), 1, "{name}'s photo");
+        thumbs.insert(name, format!("/images/{}/thumb", image[0]));
+    }
     let admin = browser();
     assert_eq!(
         login(&one, &admin, "admin", ADMIN_PASSWORD).await.status(),
@@ -158,6 +182,9 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other(b: Backend) {
         let token = s.csrf(&two).await;
         for _ in 0..3 {
             assert_eq!(s.get(&two, "/gallery").await.status(), StatusCode::OK);
+            if let Some(thumb) = thumbs.get(name) {
+                assert!(served(s.get(&two, thumb).await), "{name}'s thumbnail");
+            }
         }
         victims.push((name, s, token));
     }
@@ -170,6 +197,9 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other(b: Backend) {
         let s = RawSession::login(&two, name, PASSWORD).await;
         for _ in 0..3 {
             assert_eq!(s.get(&two, "/gallery").await.status(), StatusCode::OK);
+            if let Some(thumb) = thumbs.get(name) {
+                assert!(served(s.get(&two, thumb).await), "{name}'s thumbnail");
+            }
         }
         readers.push((name, s));
     }
@@ -278,11 +308,21 @@ async fn a_revocation_on_one_instance_is_honoured_by_the_other(b: Backend) {
             StatusCode::SEE_OTHER,
             "{name}'s read within 1 s"
         );
+        let thumb = s.get(&two, &thumbs[name]).await;
+        assert_eq!(
+            (thumb.status(), location(&thumb).starts_with("/login")),
+            (StatusCode::SEE_OTHER, true),
+            "{name}'s thumbnail within 1 s"
+        );
     }
     assert_eq!(
         bystander.get(&two, "/gallery").await.status(),
         StatusCode::OK,
         "the bystander is still logged in"
+    );
+    assert!(
+        served(bystander.get(&two, &thumbs["bystander"]).await),
+        "the bystander's thumbnail"
     );
     let home = readers[2].1.get(&two, "/").await.text().await.unwrap();
     assert!(

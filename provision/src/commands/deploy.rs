@@ -727,8 +727,9 @@ async fn terminate(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why new instances are not healthy: each one's target state and reason, and the last
-/// lines of its console (boot output and the service's log), where EC2 has them.
+/// Why new instances are not healthy: each one's target state and reason, the last
+/// lines of its console (boot output and the service's log), where EC2 has them, and the
+/// last lines the gallery shipped to CloudWatch Logs, where it did.
 async fn explain_unhealthy(ctx: &Ctx, ids: &[String]) -> String {
     let health = balancer::target_health(ctx).await.unwrap_or_default();
     let mut out = String::new();
@@ -756,6 +757,17 @@ async fn explain_unhealthy(ctx: &Ctx, ids: &[String]) -> String {
             let lines: Vec<&str> = text.lines().collect();
             for l in &lines[lines.len().saturating_sub(15)..] {
                 out.push_str(&format!("  | {l}\n"));
+            }
+        }
+        // What the gallery itself logged (CloudWatch Logs, its instance's stream), if any.
+        if let Ok(lines) = crate::commands::logs::last_lines(ctx, id, 15).await {
+            if !lines.is_empty() {
+                out.push_str(&format!(
+                    "  its last log lines (provision logs --instance {id}):\n"
+                ));
+                for l in lines {
+                    out.push_str(&format!("  > {l}\n"));
+                }
             }
         }
     }

@@ -1,10 +1,11 @@
 //! The commands: `plan`, `up`, `status`, `down`, `deploy`, `rollback`, `backup`,
-//! `backups`, `restore` and `exec`; `cli` runs `admin-password` and `unlock` itself.
+//! `backups`, `restore`, `exec` and `logs`; `cli` runs `admin-password` and `unlock` itself.
 
 pub mod backup;
 pub mod deploy;
 pub mod down;
 pub mod exec;
+pub mod logs;
 pub mod restore;
 pub mod status;
 pub mod up;

@@ -38,10 +38,13 @@ pub fn assumptions() -> Vec<String> {
         format!("{LCU_AVERAGE} LCU on average at the load balancer (about {TRAFFIC_GB:.0} GB a month through it), as much out to the internet;"),
         format!("{S3_GB:.0} GB in the bucket (images, thumbnails, releases, kept versions), {} writes and {} reads a month;", thousands(S3_WRITES), thousands(S3_READS)),
         format!("{NAT_GB:.0} GB a month through a NAT gateway; the database's backups within the free amount (its storage size);"),
+        format!("{LOGS_GB:.0} GB of log lines a month into CloudWatch Logs (about 3 million requests' access lines at ~300 bytes), kept logs.retention_days;"),
         "instances at or below their CPU baseline (T3 unlimited bills surplus CPU at $0.05 a vCPU-hour).".into(),
         "the first 100 GB a month out to the internet free (AWS's allowance per account, across its services: taken as unused elsewhere);".into(),
         "Not counted: tax, the 12-month free tier, discounts, data between zones (app to database), Secrets Manager".into(),
         "API calls ($0.05 per 10,000, a few per boot).".into(),
+        "alarms.email: SNS sends the first 1,000 e-mails a month free ($2 per 100,000 after), far more than alarms send.".into(),
+        "balancer.domain's certificate: ACM's public certificates are free; its Route 53 zone is yours ($0.50 a month, queries of an alias to the load balancer free).".into(),
     ]
 }
 
@@ -73,7 +76,15 @@ pub struct Shape {
     pub secrets: u32,
     /// Days the app's logs are kept in CloudWatch Logs; None: it sends none there.
     pub log_retention_days: Option<u32>,
+    /// CloudWatch alarms: the stack's own (`[alarms]`) and the two a target-tracking
+    /// policy makes for itself (`[scaling]`).
+    pub alarms: u32,
 }
+
+/// The alarms `[alarms]` makes (`ops_config::ALARM_KINDS`), and those AWS makes for a
+/// target-tracking policy (one to scale out, one to scale in).
+pub const STACK_ALARMS: u32 = crate::ops_config::ALARM_KINDS.len() as u32;
+pub const POLICY_ALARMS: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Database {
@@ -102,8 +113,10 @@ impl Shape {
             }),
             bucket: true,
             secrets: SECRETS,
-            // The stack sends no logs to CloudWatch yet: this is where their retention goes.
-            log_retention_days: None,
+            // The app's lines in the stack's log group (`resources::logs`).
+            log_retention_days: u32::try_from(c.logs.retention_days).ok(),
+            alarms: if c.alarms.enabled { STACK_ALARMS } else { 0 }
+                + if c.scaling.enabled { POLICY_ALARMS } else { 0 },
         }
     }
 
@@ -343,6 +356,15 @@ pub fn estimate(prices: &Prices, region: &str, shape: &Shape) -> Estimate {
             );
         }
         None => e.free("CloudWatch Logs", "none (the stack sends no logs there)"),
+    }
+
+    match shape.alarms {
+        0 => e.free("CloudWatch alarms", "none"),
+        n => e.priced(
+            "CloudWatch alarms",
+            format!("{n} (standard resolution)"),
+            everywhere.alarm_month * f64::from(n),
+        ),
     }
 
     e.priced(

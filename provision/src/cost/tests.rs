@@ -252,3 +252,37 @@ fn the_shipped_configs_table_reads_as_printed() {
         )
     );
 }
+
+#[test]
+fn the_log_group_is_priced_by_ingestion_and_its_retention() {
+    let p = prices();
+    let mut c = shipped();
+    // us-east-1: 1 GB ingested at $0.50, 14 days of it stored (14/30 GB) at $0.03.
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    let logs = line(&e, "CloudWatch Logs");
+    assert_eq!(logs.cents, Some(51), "{logs:?}");
+    assert!(logs.detail.contains("kept 14 days"), "{logs:?}");
+    c.logs.retention_days = 365;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    // 365/30 GB stored at $0.03: $0.365 more.
+    assert_eq!(line(&e, "CloudWatch Logs").cents, Some(87));
+}
+
+#[test]
+fn alarms_and_the_scaling_policys_own_alarms_are_priced() {
+    let p = prices();
+    let mut c = shipped();
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    assert_eq!(line(&e, "CloudWatch alarms").cents, Some(0));
+    assert_eq!(line(&e, "CloudWatch alarms").detail, "none");
+    // The stack's five alarms at $0.10 a month.
+    c.alarms.enabled = true;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    assert_eq!(line(&e, "CloudWatch alarms").cents, Some(50));
+    // And the two AWS makes for a target-tracking policy.
+    c.scaling.enabled = true;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    let alarms = line(&e, "CloudWatch alarms");
+    assert_eq!(alarms.cents, Some(70), "{alarms:?}");
+    assert!(alarms.detail.starts_with("7 "), "{alarms:?}");
+}

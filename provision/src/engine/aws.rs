@@ -82,7 +82,7 @@ impl CallLog {
 
 pub fn is_read(call: &str) -> bool {
     let op = call.rsplit(':').next().unwrap_or(call);
-    ["Describe", "Get", "List", "Head"]
+    ["Describe", "Get", "List", "Head", "Filter"]
         .iter()
         .any(|p| op.starts_with(p))
 }
@@ -205,6 +205,9 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sns: aws_sdk_sns::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 impl Clients {
@@ -289,6 +292,9 @@ impl Clients {
             sts: client!(aws_sdk_sts),
             cloudwatch: client!(aws_sdk_cloudwatch),
             sns: client!(aws_sdk_sns),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            acm: client!(aws_sdk_acm),
+            route53: client!(aws_sdk_route53),
             s3,
             log,
             run: format!("{:08x}", rand::random::<u32>()),

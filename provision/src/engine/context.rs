@@ -57,6 +57,10 @@ pub struct Outputs {
     /// What the plan found running, as AWS bills it (each resource's `ensure` fills in its
     /// part): the cost `plan` and `up` print beside config.toml's.
     pub running: crate::cost::Shape,
+    /// `balancer.domain`'s Route 53 zone (its id), when the account has one.
+    pub hosted_zone: Option<String>,
+    /// The certificate requested for `balancer.domain`.
+    pub certificate_arn: Option<String>,
 }
 
 pub struct Ctx {

@@ -22,10 +22,14 @@ pub enum Node {
     AdminSecret,
     Database,
     Bucket,
+    LogGroup,
     InstanceRole,
     TargetGroup,
     LoadBalancer,
+    HostedZone,
+    Certificate,
     Listeners,
+    DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
     ScalingPolicy,
@@ -35,7 +39,7 @@ pub enum Node {
 
 use Node::*;
 
-pub const ALL: [Node; 21] = [
+pub const ALL: [Node; 25] = [
     Vpc,
     Subnets,
     InternetGateway,
@@ -48,10 +52,14 @@ pub const ALL: [Node; 21] = [
     AdminSecret,
     Database,
     Bucket,
+    LogGroup,
     InstanceRole,
     TargetGroup,
     LoadBalancer,
+    HostedZone,
+    Certificate,
     Listeners,
+    DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
     ScalingPolicy,
@@ -62,7 +70,7 @@ pub const ALL: [Node; 21] = [
 impl Node {
     pub fn deps(self) -> &'static [Node] {
         match self {
-            Vpc | DbSecret | AdminSecret | Bucket => &[],
+            Vpc | DbSecret | AdminSecret | Bucket | LogGroup | HostedZone => &[],
             Subnets | InternetGateway | SecurityGroups | TargetGroup => &[Vpc],
             NatGateway => &[Subnets, InternetGateway],
             RouteTables => &[Subnets, InternetGateway, NatGateway],
@@ -71,7 +79,9 @@ impl Node {
             Database => &[DbSubnetGroup, SecurityGroups, DbSecret],
             InstanceRole => &[Bucket, DbSecret, AdminSecret],
             LoadBalancer => &[Subnets, SecurityGroups, InternetGateway],
-            Listeners => &[LoadBalancer, TargetGroup],
+            Listeners => &[LoadBalancer, TargetGroup, Certificate],
+            Certificate => &[HostedZone],
+            DnsRecords => &[LoadBalancer, HostedZone],
             LaunchTemplate => &[
                 SecurityGroups,
                 InstanceRole,
@@ -79,6 +89,7 @@ impl Node {
                 DbSecret,
                 AdminSecret,
                 LoadBalancer,
+                LogGroup,
             ],
             AutoScalingGroup => &[
                 LaunchTemplate,
@@ -89,7 +100,8 @@ impl Node {
             ],
             ScalingPolicy => &[AutoScalingGroup, LoadBalancer, TargetGroup],
             Notifications => &[],
-            Alarms => &[Notifications, LoadBalancer, TargetGroup, Database],
+            // The database's alarms name it by its identifier, known before it exists.
+            Alarms => &[Notifications, LoadBalancer, TargetGroup],
         }
     }
 
@@ -107,10 +119,14 @@ impl Node {
             AdminSecret => "admin-secret",
             Database => "database",
             Bucket => "bucket",
+            LogGroup => "log-group",
             InstanceRole => "instance-role",
             TargetGroup => "target-group",
             LoadBalancer => "load-balancer",
             Listeners => "listeners",
+            HostedZone => "hosted-zone",
+            Certificate => "certificate",
+            DnsRecords => "dns-records",
             LaunchTemplate => "launch-template",
             AutoScalingGroup => "auto-scaling-group",
             ScalingPolicy => "scaling-policy",

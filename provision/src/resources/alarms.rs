@@ -154,6 +154,8 @@ async fn put(ctx: &Ctx, spec: &AlarmSpec, topic: Option<&str>) -> anyhow::Result
 
 pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let have = find(ctx).await?;
+    let billed = u32::try_from(have.len()).unwrap_or(0);
+    ctx.set(|o| o.running.alarms += billed);
     if !ctx.config.alarms.enabled {
         return match have.is_empty() {
             true => Ok(Change::Absent),

@@ -509,7 +509,7 @@ pub async fn end_maintenance(ctx: &Ctx) -> anyhow::Result<()> {
 pub async fn ensure_listeners(ctx: &Ctx) -> anyhow::Result<Change> {
     let lb = ctx.need("the load balancer", |o| o.load_balancer_arn.clone())?;
     let tg = ctx.need("the target group", |o| o.target_group_arn.clone())?;
-    let cert = ctx.config.balancer.certificate_arn.clone();
+    let cert = crate::resources::certificate::arn(ctx);
     // (port, action) wanted.
     let mut want: Vec<(i32, Action)> = Vec::new();
     if cert.is_empty() {
@@ -535,6 +535,21 @@ pub async fn ensure_listeners(ctx: &Ctx) -> anyhow::Result<Change> {
                         && a.redirect_config().map(|r| (r.protocol(), r.port()))
                             == action.redirect_config().map(|r| (r.protocol(), r.port()))
                 });
+                // The HTTPS listener serves the certificate wanted (a new one, a domain's).
+                let certificate = l.certificates().first().and_then(|c| c.certificate_arn());
+                if *port == 443 && same && certificate != Some(cert.as_str()) && cert != PLANNED {
+                    changes.push(format!("listener {port} certificate"));
+                    if !ctx.planning() {
+                        ctx.aws
+                            .elb
+                            .modify_listener()
+                            .listener_arn(l.listener_arn().unwrap_or_default())
+                            .certificates(Certificate::builder().certificate_arn(&cert).build())
+                            .send()
+                            .await
+                            .aws(format!("changing the certificate of listener {port}"))?;
+                    }
+                }
                 if !same {
                     changes.push(format!("listener {port}"));
                     if !ctx.planning() {

@@ -1,5 +1,5 @@
 //! The instance role and profile, least privilege: read-write on this stack's images,
-//! read-only on its releases, its two secrets, and what the SSM agent needs for Run
+//! read-only on its releases, its two secrets, writing its own log streams, and what the SSM agent needs for Run
 //! Command (`provision exec`); nothing else. IAM is global, so the names carry the
 //! region: the same stack name in two regions gets two roles.
 
@@ -28,6 +28,7 @@ pub fn app_policy(
     bucket: &str,
     db_secret: &str,
     admin_secret: &str,
+    log_group_arn: &str,
 ) -> anyhow::Result<serde_json::Value> {
     templates::policy(
         templates::APP_POLICY,
@@ -35,6 +36,7 @@ pub fn app_policy(
             ("bucket", bucket),
             ("db_secret_arn", db_secret),
             ("admin_secret_arn", admin_secret),
+            ("log_group_arn", log_group_arn),
         ],
     )
 }
@@ -50,7 +52,13 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let bucket = ctx.need("the bucket", |o| o.bucket.clone())?;
     let db_secret = o.db_secret_arn.clone().unwrap_or_else(|| PLANNED.into());
     let admin_secret = o.admin_secret_arn.clone().unwrap_or_else(|| PLANNED.into());
-    let want = app_policy(&bucket, &db_secret, &admin_secret)?;
+    // The stack's log group (`logs`): the instances create their own streams in it.
+    let log_group = crate::resources::logs::group_arn(
+        &ctx.aws.region,
+        &o.account,
+        &crate::resources::logs::group_name(ctx),
+    );
+    let want = app_policy(&bucket, &db_secret, &admin_secret, &log_group)?;
     let mut changes = Vec::new();
 
     let role = match ctx.aws.iam.get_role().role_name(&name).send().await {
@@ -443,7 +451,7 @@ mod tests {
 
     #[test]
     fn the_role_gets_the_ssm_agents_run_command_actions_and_no_wildcard_action() {
-        let doc = app_policy("b", "arn:db", "arn:admin").unwrap();
+        let doc = app_policy("b", "arn:db", "arn:admin", "arn:group").unwrap();
         let statements = doc["Statement"].as_array().unwrap();
         let actions = |st: &serde_json::Value| -> Vec<String> {
             match &st["Action"] {
@@ -486,6 +494,51 @@ mod tests {
             "ssm:PutInventory",
         ] {
             assert!(!all.contains(broader), "{broader} granted");
+        }
+    }
+
+    #[test]
+    fn the_role_may_only_make_streams_and_put_events_in_the_stacks_log_group() {
+        let group = "arn:aws:logs:us-east-1:123456789012:log-group:/gallery/photos";
+        let doc = app_policy("b", "arn:db", "arn:admin", group).unwrap();
+        let logs: Vec<&serde_json::Value> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["Action"].to_string().contains("logs:"))
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(
+            logs[0]["Action"],
+            serde_json::json!(["logs:CreateLogStream", "logs:PutLogEvents"])
+        );
+        assert_eq!(
+            logs[0]["Resource"],
+            serde_json::json!([group, format!("{group}:log-stream:*")])
+        );
+        // Nothing to read, delete or reconfigure logs, nor to make groups.
+        let all = doc.to_string();
+        for broader in [
+            "logs:CreateLogGroup",
+            "logs:DeleteLogGroup",
+            "logs:FilterLogEvents",
+            "logs:GetLogEvents",
+            "logs:PutRetentionPolicy",
+            "logs:*",
+        ] {
+            assert!(!all.contains(broader), "{broader} granted");
+        }
+    }
+
+    #[test]
+    fn the_role_gets_no_certificate_or_dns_action() {
+        // balancer.domain's certificate and records are the operator's to make: an
+        // instance can neither issue a certificate nor point the domain elsewhere.
+        let all = app_policy("b", "arn:db", "arn:admin", "arn:group")
+            .unwrap()
+            .to_string();
+        for service in ["\"acm:", "\"route53:", "\"route53domains:"] {
+            assert!(!all.contains(service), "{service} granted: {all}");
         }
     }
 }

@@ -28,6 +28,10 @@ pub const AL2023_PARAMETER: &str =
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
 
 pub fn public_url(ctx: &Ctx, dns: &str) -> String {
+    let domain = &ctx.config.balancer.domain;
+    if !domain.is_empty() {
+        return format!("https://{domain}");
+    }
     if ctx.config.https() {
         format!("https://{dns}")
     } else {
@@ -63,6 +67,7 @@ pub fn user_data(ctx: &Ctx, release: &str) -> anyhow::Result<String> {
                 "drain_secs",
                 &ctx.config.balancer.deregistration_delay_secs.to_string(),
             ),
+            ("log_group", &crate::resources::logs::group_name(ctx)),
         ],
     )?;
     if rendered.len() > USER_DATA_LIMIT {

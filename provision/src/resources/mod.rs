@@ -6,11 +6,14 @@
 pub mod alarms;
 pub mod balancer;
 pub mod bucket;
+pub mod certificate;
 pub mod database;
 pub mod db_restore;
+pub mod dns;
 pub mod fleet;
 pub mod iam;
 pub mod launch;
+pub mod logs;
 pub mod network;
 pub mod notifications;
 pub mod scaling;
@@ -38,10 +41,14 @@ pub fn ensure(ctx: &Ctx, node: Node) -> NodeFuture<'_> {
             Node::AdminSecret => secrets::ensure_admin(ctx).await,
             Node::Database => database::ensure(ctx).await,
             Node::Bucket => bucket::ensure(ctx).await,
+            Node::LogGroup => logs::ensure(ctx).await,
             Node::InstanceRole => iam::ensure(ctx).await,
             Node::TargetGroup => balancer::ensure_target_group(ctx).await,
             Node::LoadBalancer => balancer::ensure_load_balancer(ctx).await,
             Node::Listeners => balancer::ensure_listeners(ctx).await,
+            Node::HostedZone => dns::ensure_zone(ctx).await,
+            Node::Certificate => certificate::ensure(ctx).await,
+            Node::DnsRecords => dns::ensure_records(ctx).await,
             Node::LaunchTemplate => launch::ensure(ctx).await,
             Node::AutoScalingGroup => fleet::ensure(ctx).await,
             Node::ScalingPolicy => scaling::ensure(ctx).await,
@@ -76,11 +83,17 @@ pub fn delete(ctx: &Ctx, node: Node, how: database::Teardown) -> NodeFuture<'_> 
             Node::Database => database::delete(ctx, how).await,
             Node::Bucket if how.delete_data => bucket::delete(ctx).await,
             Node::Bucket => bucket::keep(ctx).await,
+            Node::LogGroup if how.delete_data => logs::delete(ctx).await,
+            Node::LogGroup => logs::keep(ctx).await,
             Node::InstanceRole => iam::delete(ctx).await,
             Node::TargetGroup => balancer::delete_target_group(ctx).await,
             Node::LoadBalancer => balancer::delete_load_balancer(ctx).await,
             // Listeners go with their load balancer.
             Node::Listeners => Ok(Change::Absent),
+            // The zone is the user's: only looked up.
+            Node::HostedZone => Ok(Change::Absent),
+            Node::Certificate => certificate::delete(ctx).await,
+            Node::DnsRecords => dns::delete_records(ctx).await,
             Node::LaunchTemplate => launch::delete(ctx).await,
             Node::AutoScalingGroup => fleet::delete(ctx).await,
             Node::ScalingPolicy => scaling::delete(ctx).await,

@@ -103,6 +103,10 @@ fn differences(
 
 pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let have = find(ctx).await?;
+    if have.is_some() {
+        // AWS's own two alarms of the policy (scale out, scale in) are billed too.
+        ctx.set(|o| o.running.alarms += crate::cost::POLICY_ALARMS);
+    }
     if !ctx.config.scaling.enabled {
         return match have {
             None => Ok(Change::Absent),

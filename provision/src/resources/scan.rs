@@ -5,7 +5,8 @@
 use crate::engine::context::Ctx;
 use crate::engine::lock;
 use crate::resources::{
-    balancer, bucket, database, fleet, iam, launch, network, secrets, security_groups, snapshots,
+    alarms, balancer, bucket, certificate, database, dns, fleet, iam, launch, logs, network,
+    notifications, scaling, secrets, security_groups, snapshots,
 };
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,7 +28,7 @@ pub fn found(kind: &str, id: impl Into<String>, state: impl Into<String>) -> Fou
 /// image and release), the database's snapshots, and the secrets holding its passwords.
 pub fn is_data(ctx: &Ctx, f: &Found) -> bool {
     match f.kind.as_str() {
-        "bucket" | "db-snapshot" => true,
+        "bucket" | "db-snapshot" | "log-group" => true,
         "secret" => f.id == secrets::name(ctx, "db") || f.id == secrets::name(ctx, "admin"),
         _ => false,
     }
@@ -45,19 +46,22 @@ pub async fn tagged(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
         bucket::scan(ctx),
         iam::scan(ctx),
         snapshots::scan(ctx),
+        logs::scan(ctx),
+    )?;
+    let more = futures::try_join!(
+        certificate::scan(ctx),
+        dns::scan(ctx),
+        scaling::scan(ctx),
+        notifications::scan(ctx),
+        alarms::scan(ctx),
     )?;
     let mut all: Vec<Found> = [
         parts.0, parts.1, parts.2, parts.3, parts.4, parts.5, parts.6, parts.7, parts.8, parts.9,
+        parts.10, more.0, more.1, more.2, more.3, more.4,
     ]
     .into_iter()
     .flatten()
     .collect();
-    let ops = futures::try_join!(
-        crate::resources::scaling::scan(ctx),
-        crate::resources::notifications::scan(ctx),
-        crate::resources::alarms::scan(ctx),
-    )?;
-    all.extend(ops.0.into_iter().chain(ops.1).chain(ops.2));
     if let Some(h) = lock::holder(ctx).await? {
         all.push(found(
             "lock",
