@@ -389,16 +389,27 @@ pub fn estimate(prices: &Prices, region: &str, shape: &Shape) -> Estimate {
     out
 }
 
-/// What keeping the data `down` leaves costs a month: the snapshots (`snapshot_gb`, each
-/// at most its database's allocated size), the bucket's bytes (every version), the
-/// secrets.
-pub fn retained(
-    prices: &Prices,
-    region: &str,
-    snapshot_gb: &[u32],
-    bucket_bytes: Option<u64>,
-    secrets: u32,
-) -> Estimate {
+/// The data `down` keeps, as it is billed.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    /// Each snapshot's size (at most its database's allocated size).
+    pub snapshot_gb: Vec<u32>,
+    /// The bucket's bytes, every version (None: no bucket kept).
+    pub bucket_bytes: Option<u64>,
+    pub secrets: u32,
+    /// The log group's stored bytes (None: no log group kept).
+    pub log_bytes: Option<u64>,
+}
+
+/// What keeping the data `down` leaves costs a month.
+pub fn retained(prices: &Prices, region: &str, kept: &Kept) -> Estimate {
+    let Kept {
+        snapshot_gb,
+        bucket_bytes,
+        secrets,
+        log_bytes,
+    } = kept;
+    let (bucket_bytes, secrets) = (*bucket_bytes, *secrets);
     let mut e = Pricing::new(prices, region);
     // Snapshots of one database are incremental: the first holds its blocks, later ones
     // only the blocks changed since. The largest is counted, at its full allocated size:
@@ -432,6 +443,18 @@ pub fn retained(
         format!("{secrets} secret(s)"),
         prices.everywhere.secret_month * f64::from(secrets),
     );
+    match log_bytes {
+        // Kept until its retention expires each line: stored bytes, no more ingestion.
+        Some(bytes) => e.regional(
+            "CloudWatch Logs",
+            format!(
+                "{} stored (each line kept logs.retention_days)",
+                crate::engine::context::bytes_text(*bytes)
+            ),
+            |r| r.logs_storage_gb_month * *bytes as f64 / 1e9,
+        ),
+        None => e.free("CloudWatch Logs", "none"),
+    }
     e.finish()
 }
 

@@ -204,17 +204,39 @@ fn nothing_running_costs_nothing_and_a_multi_az_database_costs_twice() {
 #[test]
 fn kept_data_is_priced_at_the_regions_snapshot_and_s3_prices() {
     // A 20 GB database's final snapshot and a backup of it, 5 GB of images, two secrets.
-    let e = retained(&prices(), "us-east-1", &[20, 20], Some(5_000_000_000), 2);
+    let kept = |snapshot_gb: &[u32], bucket_bytes, secrets, log_bytes| Kept {
+        snapshot_gb: snapshot_gb.to_vec(),
+        bucket_bytes,
+        secrets,
+        log_bytes,
+    };
+    // And 2 GB of log lines, stored at $0.03 a GB-month.
+    let e = retained(
+        &prices(),
+        "us-east-1",
+        &kept(&[20, 20], Some(5_000_000_000), 2, Some(2_000_000_000)),
+    );
     assert_eq!(line(&e, "DB snapshots").cents, Some(190));
     assert_eq!(line(&e, "S3 bucket").cents, Some(12));
     assert_eq!(line(&e, "Secrets Manager").cents, Some(80));
+    assert_eq!(line(&e, "CloudWatch Logs").cents, Some(6));
+    assert_eq!(e.total(), 288);
+    let e = retained(
+        &prices(),
+        "us-east-1",
+        &kept(&[20, 20], Some(5_000_000_000), 2, None),
+    );
     assert_eq!(e.total(), 282);
     let text = table::render_retained("kept", &e);
     assert!(text.contains("$2.82"), "{text}");
     assert!(!text.contains("Assumed"), "{text}");
-    let frankfurt = retained(&prices(), "eu-central-1", &[20], Some(5_000_000_000), 2);
+    let frankfurt = retained(
+        &prices(),
+        "eu-central-1",
+        &kept(&[20], Some(5_000_000_000), 2, None),
+    );
     assert_eq!(line(&frankfurt, "S3 bucket").cents, Some(12));
-    let none = retained(&prices(), "us-east-1", &[], None, 0);
+    let none = retained(&prices(), "us-east-1", &Kept::default());
     assert_eq!(none.total(), 0);
 }
 
