@@ -8,7 +8,11 @@ an output as the operation's output shape (timestamps as tag 1, epoch seconds), 
 as the protocol says: its status, a map with `__type` (the error's shape id) and `message`,
 and, CloudWatch being query-compatible, `x-amzn-query-error: <code>;Sender|Receiver` (the
 code the SDKs match on: `ResourceNotFoundException`, `ResourceNotFound`, `ValidationError`,
-...). Decoding and encoding reuse botocore's CBOR parser and serializer."""
+...). Decoding and encoding reuse botocore's CBOR parser and serializer.
+
+CloudWatch over its JSON protocol (boto3's choice) passes through, except the local
+cloud's own refusals (faults.py answers signing name `monitoring` in query XML): those are
+rewritten as awsJson errors with the same `__type` and `x-amzn-query-error`."""
 
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ PROTOCOL = "rpc-v2-cbor"
 # Smithy service name -> (botocore's service name, the Smithy namespace of its shapes).
 SERVICES = {"GraniteServiceVersion20100801": ("cloudwatch", "com.amazonaws.cloudwatch")}
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+           429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
 def _raw(value: Any) -> Any:
@@ -199,7 +203,14 @@ class Bridge:
         environ["CONTENT_LENGTH"] = str(len(document))
         environ["localcloud.body"] = document
 
-        status, headers, answer = self._inner(environ)
+        try:
+            status, headers, answer = self._inner(environ)
+        except NotImplementedError as e:
+            # An operation moto lacks (PutCompositeAlarm, DescribeAlarmHistory, ...): 501, which
+            # the SDKs do not retry, rather than a 500 they would.
+            log.error("%s: %s", name, e)
+            return self._error(start_response, service, namespace, "NotImplemented",
+                               f"the local cloud (moto) does not implement {operation}: {e}", 501, str(uuid.uuid4()))
         code = int(status.split()[0])
         kind = next((v for k, v in headers if k.lower() == "content-type"), "")
         if code == 500 and not answer and not kind:

@@ -295,6 +295,13 @@ def run(url: str) -> None:
                              EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
     count += 1
     check((c, status) == ("ValidationError", 400), f"over JSON, Period 0: {c} {status} {msg}")
+    control(url, "POST", "faults", {"operation": "monitoring:DeleteAlarms", "code": "LimitExceeded",
+                                    "status": 400, "message": "asked by the test", "count": 1, "access_key": "AKIAJSONLOOSE"})
+    c, status, msg = code_of(js.delete_alarms, AlarmNames=["none"])
+    check((c, status, msg) == ("LimitExceeded", 400, "asked by the test"), f"over JSON, an asked fault: {c} {status} {msg}")
+    # What moto lacks: 501, not retried, not a violation.
+    c, status, msg = code_of(cw.describe_alarm_history, AlarmName="x")
+    check((c, status) == ("NotImplemented", 501), f"an operation moto lacks: {c} {status} {msg}")
     st = control(url, "GET", "status")
     check(st["injected"]["violations"] == count, f"each refusal counted: {st['injected']['violations']} of {count}")
 
