@@ -170,3 +170,45 @@ def _describe_alarms() -> None:
         return ActionResult(result)
 
     response_cls.describe_alarms = describe_alarms
+
+
+# ---- the rules beyond the model (validate.py calls this) -------------------------------
+
+HIGH_RESOLUTION_PERIODS = (10, 20, 30)
+MAX_RANGE = 7 * 86400  # Period x EvaluationPeriods, seconds
+MAX_RANGE_SHORT = 86400  # the same for a Period under an hour
+
+
+def check_request(call: Any) -> None:
+    """PutMetricAlarm as CloudWatch's API reference says it takes it: a metric alarm names
+    its metric (MetricName, Namespace, a Period and exactly one of Statistic or
+    ExtendedStatistic) or gives `Metrics`, not both; a Period is 10, 20, 30 or a multiple of
+    60; Period x EvaluationPeriods is at most 7 days (1 day for a Period under an hour);
+    DatapointsToAlarm is at most EvaluationPeriods. (The codes are this rig's reading:
+    `ValidationError`, `InvalidParameterCombination`; AWS's exact wording not verified.)"""
+    from .validate import Violation
+
+    if call.operation != "PutMetricAlarm":
+        return
+    p = call.params
+    metrics = p.get("Metrics")
+    single = [k for k in ("MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit") if p.get(k) not in (None, [])]
+    if metrics:
+        if single:
+            raise Violation("InvalidParameterCombination", f"The parameters Metrics and {single[0]} are mutually exclusive and you have specified both.")
+        return
+    for name in ("MetricName", "Namespace", "Period"):
+        if p.get(name) is None:
+            raise Violation("ValidationError", f"The parameter {name} is required for an alarm on a single metric.")
+    if (p.get("Statistic") is None) == (p.get("ExtendedStatistic") is None):
+        raise Violation("InvalidParameterCombination", "Exactly one of the parameters Statistic and ExtendedStatistic must be specified.")
+    period = int(p["Period"])
+    if period not in HIGH_RESOLUTION_PERIODS and period % 60 != 0:
+        raise Violation("ValidationError", f"The parameter Period must be 10, 20, 30 or a multiple of 60, not {period}.")
+    evaluations = int(p.get("EvaluationPeriods") or 0)
+    limit = MAX_RANGE_SHORT if period < 3600 else MAX_RANGE
+    if period * evaluations > limit:
+        raise Violation("ValidationError", f"The evaluation range Period x EvaluationPeriods ({period * evaluations} s) must not exceed {limit} s.")
+    datapoints = p.get("DatapointsToAlarm")
+    if datapoints is not None and int(datapoints) > evaluations:
+        raise Violation("ValidationError", f"DatapointsToAlarm ({datapoints}) must be less than or equal to EvaluationPeriods ({evaluations}).")

@@ -273,6 +273,20 @@ def run(url: str) -> None:
         c, status, msg = code_of(fn)
         count += 1
         check((c, status) == ("ValidationError", 400) and "validation error" in msg, f"{what}: refused {c} {status}: {msg}")
+    alarm = dict(AlarmName="bad", MetricName="m", Namespace="n", Statistic="Sum", Period=60, EvaluationPeriods=1,
+                 Threshold=1.0, ComparisonOperator="GreaterThanThreshold")
+    beyond = [
+        ("Period 45", dict(alarm, Period=45), "ValidationError"),
+        ("Period x EvaluationPeriods over a day", dict(alarm, Period=600, EvaluationPeriods=200), "ValidationError"),
+        ("DatapointsToAlarm over EvaluationPeriods", dict(alarm, EvaluationPeriods=2, DatapointsToAlarm=3), "ValidationError"),
+        ("Statistic and ExtendedStatistic", dict(alarm, ExtendedStatistic="p99"), "InvalidParameterCombination"),
+        ("no Period", {k: v for k, v in alarm.items() if k != "Period"}, "ValidationError"),
+    ]
+    for what, params, expected in beyond:
+        c, status, msg = code_of(cw.put_metric_alarm, **params)
+        count += 1
+        check((c, status) == (expected, 400), f"{what}: refused {c} {status}: {msg}")
+    check(cw.describe_alarms(AlarmNames=["bad"])["MetricAlarms"] == [], "and none of them made an alarm")
     # Unknown member, by hand: {"AlarmNames": ["x"], "Bogus": "1"}.
     body = b"\xa2" + b"\x6aAlarmNames" + b"\x81\x61x" + b"\x65Bogus" + b"\x611"
     status, headers, answer = raw(url, "DeleteAlarms", body)
