@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import gzip
 import io
 import json
 import logging
@@ -179,6 +180,14 @@ class Bridge:
         name = f"{sc[0] if sc else 'monitoring'}:{operation}"
         self.seen[name] = self.seen.get(name, 0) + 1
         body = wire.buffer_body(environ)
+        if "gzip" in environ.get("HTTP_CONTENT_ENCODING", "").lower():
+            # Request compression (PutMetricData over 10 KiB, as the SDKs send it).
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError) as e:
+                return self._refuse(environ, start_response, service, namespace, operation, "SerializationException",
+                                    f"the request body is not gzip: {e}", 400)
+            environ.pop("HTTP_CONTENT_ENCODING", None)
         if PROTOCOL not in environ.get("HTTP_SMITHY_PROTOCOL", ""):
             return self._refuse(environ, start_response, service, namespace, operation, "SerializationException",
                                 "the smithy-protocol header must be rpc-v2-cbor", 400)

@@ -10,6 +10,7 @@ corrected"):
 - DeleteAlarms takes the alarm's tags with it, and ListTagsForResource (and TagResource,
   UntagResource) of an alarm or Contributor Insights rule that does not exist answers
   `ResourceNotFoundException` (moto listed no tags, or the deleted alarm's);
+- ListMetrics lists a metric of several dimensions once (moto: once per datum);
 - DescribeAlarms applies every filter it is given (`AlarmNames` or `AlarmNamePrefix`,
   `ActionPrefix`, `StateValue`; moto used only the first one present), lists metric
   alarms only unless `AlarmTypes` says otherwise, in name order, in pages of `MaxRecords`
@@ -37,10 +38,24 @@ class InvalidNextToken(CloudWatchException):
 
 
 def apply() -> None:
+    _dimensions()
     _alarm_state()
     _alarm_update()
     _tags()
     _describe_alarms()
+
+
+def _dimensions() -> None:
+    """Two dimension sets are the same metric when they hold the same name/value pairs
+    (moto compared every pair with every other, so any metric of two or more dimensions
+    differed from itself: ListMetrics listed it once per datum)."""
+
+    def are_dimensions_same(metric_dimensions: list[Any], dimensions: list[Any]) -> bool:
+        return len(metric_dimensions) == len(dimensions) and {(d.name, d.value) for d in metric_dimensions} == {
+            (d.name, d.value) for d in dimensions
+        }
+
+    cw_models.are_dimensions_same = are_dimensions_same
 
 
 def _alarm_state() -> None:

@@ -199,8 +199,22 @@ def run(url: str) -> None:
     res = data["MetricDataResults"]
     check(len(res) == 1 and sum(res[0]["Values"]) == 8.0 and all(isinstance(t, datetime) for t in res[0]["Timestamps"]),
           f"GetMetricData: {res}")
+    # Over 10 KiB: the SDK gzips PutMetricData (request compression).
+    compressed: list[str] = []
+    cw.meta.events.register("before-send.cloudwatch.PutMetricData",
+                            lambda request, **kw: compressed.append(str(request.headers.get("Content-Encoding", ""))))
+    cw.put_metric_data(Namespace="Gallery", MetricData=[
+        {"MetricName": "Big", "Dimensions": [{"Name": "Stack", "Value": "g"}, {"Name": "Pad", "Value": "x" * 200}],
+         "Timestamp": now, "Value": float(i), "Unit": "Count"} for i in range(60)])
+    big = cw.get_metric_statistics(Namespace="Gallery", MetricName="Big",
+                                   Dimensions=[{"Name": "Stack", "Value": "g"}, {"Name": "Pad", "Value": "x" * 200}],
+                                   StartTime=datetime.fromtimestamp(now.timestamp() - 300, timezone.utc),
+                                   EndTime=datetime.fromtimestamp(now.timestamp() + 300, timezone.utc),
+                                   Period=600, Statistics=["SampleCount"])["Datapoints"]
+    check("gzip" in "".join(compressed) and big and big[0]["SampleCount"] == 60.0,
+          f"a gzipped PutMetricData ({compressed}): {big}")
     metrics = cw.list_metrics(Namespace="Gallery")["Metrics"]
-    check([m["MetricName"] for m in metrics] == ["Uploads"], f"ListMetrics: {metrics}")
+    check(sorted(m["MetricName"] for m in metrics) == ["Big", "Uploads"], f"ListMetrics, each metric once: {[m['MetricName'] for m in metrics]}")
     check([x["AlarmName"] for x in cw.describe_alarms_for_metric(MetricName="CPUUtilization", Namespace="AWS/EC2")["MetricAlarms"]] == [name],
           "DescribeAlarmsForMetric")
     cw.disable_alarm_actions(AlarmNames=[name])
