@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import re
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterable
@@ -145,6 +146,7 @@ class Bridge:
         # Requests received in RPC v2 CBOR, by operation (`monitoring:PutMetricAlarm`):
         # `GET /_localcloud/status` -> `rpc_v2_cbor`.
         self.seen: dict[str, int] = {}
+        self.lock = threading.Lock()
         self._errors: dict[str, dict[str, tuple[str, str]]] = {}
 
     # ---- what is an RPC v2 CBOR request -------------------------------------------
@@ -178,7 +180,8 @@ class Bridge:
         service, namespace = SERVICES[service_name]
         sc = wire.scope(environ)
         name = f"{sc[0] if sc else 'monitoring'}:{operation}"
-        self.seen[name] = self.seen.get(name, 0) + 1
+        with self.lock:
+            self.seen[name] = self.seen.get(name, 0) + 1
         body = wire.buffer_body(environ)
         if "gzip" in environ.get("HTTP_CONTENT_ENCODING", "").lower():
             # Request compression (PutMetricData over 10 KiB, as the SDKs send it).

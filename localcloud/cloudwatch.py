@@ -1,8 +1,9 @@
 """CloudWatch alarms as AWS keeps them, where moto differs (README.md, "moto's mistakes
 corrected"):
 
-- a new alarm is `INSUFFICIENT_DATA` ("Unchecked: Initial alarm creation") until it is
-  evaluated (moto: `OK`); alarms are not evaluated here, so only SetAlarmState moves them;
+- a new alarm is `INSUFFICIENT_DATA` ("Unchecked: Initial alarm creation", no
+  `StateReasonData`) until it is evaluated (moto: `OK`, `"{}"`); alarms are not evaluated
+  here, so only SetAlarmState moves them;
 - PutMetricAlarm of an alarm that exists overwrites its configuration but leaves its state
   alone, and ignores `Tags` (AWS: tags change only by TagResource/UntagResource); moto made
   a new alarm (`OK` again) and merged the tags;
@@ -67,6 +68,7 @@ def _alarm_state() -> None:
         original_init(self, *args, **kwargs)
         self.state_value = INITIAL_STATE
         self.state_reason = INITIAL_REASON
+        self.state_reason_data = None  # AWS shows none until the state changes (moto: "{}")
         self.state_transitioned_timestamp = self.state_updated_timestamp
 
     def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> None:

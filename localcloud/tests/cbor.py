@@ -100,6 +100,39 @@ def raw(url: str, operation: str, body: bytes, headers: dict | None = None) -> t
         return e.code, dict(e.headers), e.read()
 
 
+def cbor(value: Any) -> bytes:
+    """A small CBOR encoder for hand-made requests: str, int, float (f64), lists, and lists
+    of pairs as definite maps."""
+    import struct
+
+    def head(major: int, n: int) -> bytes:
+        if n < 24:
+            return bytes([major << 5 | n])
+        for ai, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | ai]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+
+    if isinstance(value, str):
+        data = value.encode()
+        return head(3, len(data)) + data
+    if isinstance(value, bool):
+        return b"\xf5" if value else b"\xf4"
+    if isinstance(value, int):
+        return head(0, value) if value >= 0 else head(1, -1 - value)
+    if isinstance(value, float):
+        return b"\xfb" + struct.pack(">d", value)
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value)
+    if isinstance(value, list):
+        return head(4, len(value)) + b"".join(cbor(v) for v in value)
+    raise TypeError(value)
+
+
+def cbor_map_indefinite(pairs: list) -> bytes:
+    return b"\xbf" + b"".join(cbor(k) + cbor(v) for k, v in pairs) + b"\xff"
+
+
 def decode(body: bytes) -> Any:
     from localcloud.cbor import _Decoder
 
@@ -139,6 +172,7 @@ def run(url: str) -> None:
     }
     for k, v in expect.items():
         check(a.get(k) == v and type(a.get(k)) is type(v), f"{k} round-trips: {a.get(k)!r}")
+    check("StateReasonData" not in a, f"no StateReasonData before a state change: {a.get('StateReasonData')!r}")
     for k in ("AlarmConfigurationUpdatedTimestamp", "StateUpdatedTimestamp", "StateTransitionedTimestamp"):
         t = a.get(k)
         check(isinstance(t, datetime) and before.timestamp() - 1 <= t.timestamp() <= time.time() + 1,
@@ -152,6 +186,8 @@ def run(url: str) -> None:
     found = cw.describe_alarms(StateValue="ALARM")["MetricAlarms"]
     check([x["AlarmName"] for x in found] == [name], "DescribeAlarms(StateValue=ALARM) finds it")
     check(found and found[0]["StateReason"] == "Threshold crossed (test)", "with its StateReason")
+    check(found and json.loads(found[0].get("StateReasonData", "null")) == {"version": "1.0"}, "and its StateReasonData")
+    check(found and found[0]["StateTransitionedTimestamp"] >= found[0]["AlarmConfigurationUpdatedTimestamp"], "StateTransitionedTimestamp moved")
     both = cw.describe_alarms(AlarmNames=[name], StateValue="OK")["MetricAlarms"]
     check(both == [], "DescribeAlarms(AlarmNames, StateValue=OK) applies both filters: nothing")
     both = cw.describe_alarms(AlarmNames=[name], StateValue="ALARM", MaxRecords=1)["MetricAlarms"]
@@ -271,6 +307,28 @@ def run(url: str) -> None:
     check(seen.get("monitoring:PutMetricAlarm", 0) >= 4 and seen.get("monitoring:DescribeAlarms", 0) >= 8,
           f"the local cloud counted them as CBOR: {seen}")
     check(st["injected"]["violations"] == 0, f"a normal run: violations 0 ({st['injected']['violation_list']})")
+
+    # ---- as the Rust SDK encodes (aws-smithy-cbor): an indefinite-length map, definite
+    # arrays, integers in their shortest form, doubles as f64, timestamps tag 1 + f64 ------
+    rust = cbor_map_indefinite([
+        ("AlarmName", "rust-shaped"), ("MetricName", "CPUUtilization"), ("Namespace", "AWS/EC2"),
+        ("Statistic", "Average"), ("Period", 60), ("EvaluationPeriods", 3), ("Threshold", 55.5),
+        ("ComparisonOperator", "GreaterThanThreshold"), ("TreatMissingData", "missing"),
+        ("Dimensions", [[("Name", "AutoScalingGroupName"), ("Value", "gallery-web")]]),
+        ("AlarmActions", [TOPIC]), ("OKActions", [TOPIC]), ("Tags", [[("Key", "stack"), ("Value", "gallery")]]),
+    ])
+    status, headers, answer = raw(url, "PutMetricAlarm", rust, {"x-amzn-query-mode": "true"})
+    check(status == 200 and headers.get("smithy-protocol") == "rpc-v2-cbor", f"a Rust-shaped PutMetricAlarm: {status} {answer[:200]!r}")
+    status, headers, answer = raw(url, "DescribeAlarms", cbor_map_indefinite([("AlarmNames", ["rust-shaped"]), ("MaxRecords", 1)]))
+    out = decode(answer) if status == 200 else {}
+    ma = (out.get("MetricAlarms") or [{}])[0]
+    check(status == 200 and headers.get("Content-Type") == "application/cbor" and ma.get("AlarmName") == "rust-shaped"
+          and isinstance(ma.get("Threshold"), float) and ma.get("Threshold") == 55.5 and ma.get("Period") == 60
+          and ma.get("Dimensions") == [{"Name": "AutoScalingGroupName", "Value": "gallery-web"}]
+          and b"\x75StateUpdatedTimestamp\xc1" in answer and b"\x78\x22AlarmConfigurationUpdatedTimestamp\xc1" in answer,
+          f"its DescribeAlarms answer: Threshold a CBOR float, timestamps tag 1: {status} {ma}")
+    status, headers, answer = raw(url, "DeleteAlarms", cbor_map_indefinite([("AlarmNames", ["rust-shaped"])]))
+    check(status == 200 and answer == b"", f"DeleteAlarms (no output): 200 and an empty body: {status} {answer!r}")
 
     # ---- what AWS refuses ---------------------------------------------------------------
     loose = client(url, "smithy-rpc-v2-cbor", "AKIACBORLOOSE", parameter_validation=False)
