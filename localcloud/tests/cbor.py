@@ -204,6 +204,23 @@ def run(url: str) -> None:
     tags = cw.list_tags_for_resource(ResourceARN=arn)["Tags"]
     check(len(tags) == 2 and "other" not in {t["Key"] for t in tags}, "an update ignores Tags")
 
+    # A metric math alarm (a 5xx rate): Metrics instead of MetricName/Statistic/Period.
+    lb = {"Name": "LoadBalancer", "Value": "app/gallery/0123456789abcdef"}
+    queries = [
+        {"Id": "rate", "Expression": "100 * errors / MAX([errors, requests])", "Label": "5xx rate", "ReturnData": True},
+        {"Id": "errors", "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "HTTPCode_Target_5XX_Count",
+                                                   "Dimensions": [lb]}, "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+        {"Id": "requests", "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "RequestCount",
+                                                     "Dimensions": [lb]}, "Period": 60, "Stat": "Sum"}, "ReturnData": False},
+    ]
+    cw.put_metric_alarm(AlarmName="gallery-5xx-rate", Metrics=queries, EvaluationPeriods=5, DatapointsToAlarm=3,
+                        Threshold=5.0, ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                        AlarmActions=[TOPIC])
+    m = cw.describe_alarms(AlarmNames=["gallery-5xx-rate"])["MetricAlarms"]
+    got_q = m[0].get("Metrics") if m else None
+    check(got_q == queries and "MetricName" not in m[0] and "Period" not in m[0], f"a metric math alarm round-trips its Metrics: {got_q}")
+    cw.delete_alarms(AlarmNames=["gallery-5xx-rate"])
+
     # Paging: 3 alarms, pages of 2.
     for i in range(2):
         cw.put_metric_alarm(AlarmName=f"page-{i}", MetricName="m", Namespace="n", Statistic="Sum", Period=60,
