@@ -223,6 +223,10 @@ class Bridge:
             log.error("%s: %s", name, e)
             return self._error(start_response, service, namespace, "NotImplemented",
                                f"the local cloud (moto) does not implement {operation}: {e}", 501, str(uuid.uuid4()))
+        except Exception as e:  # moto crashed: say so in CBOR (the SDK retries a 500)
+            log.exception("%s failed", name)
+            return self._error(start_response, service, namespace, "InternalFailure",
+                               f"the local cloud failed: {type(e).__name__}: {e}", 500, str(uuid.uuid4()))
         code = int(status.split()[0])
         kind = next((v for k, v in headers if k.lower() == "content-type"), "")
         if code == 500 and not answer and not kind:
