@@ -429,6 +429,9 @@ def main() -> int:
     if FAILURES:
         print(f"{len(FAILURES)} failed (local cloud log: {log})")
         return 1
+    import shutil
+
+    shutil.rmtree(os.path.dirname(log), ignore_errors=True)
     print("all passed")
     return 0
 
