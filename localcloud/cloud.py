@@ -22,6 +22,7 @@ from moto.rds.models import rds_backends
 from werkzeug.serving import make_server
 
 from . import acm
+from . import cbor, cloudwatch
 from . import logs as cloudwatch_logs
 from . import patches
 from .balancer import Balancers
@@ -63,12 +64,14 @@ class LocalCloud:
         self._lingering: list[tuple[set[str], float, str]] = []
         patches.apply(self)
         cloudwatch_logs.apply()
+        cloudwatch.apply()
         acm.apply(self)
         self.faults = Faults(DomainDispatcherApplication(create_backend_app), self.control)
         patch_describes(self.faults.consistency)
         self.faults.run_command = RunCommand(self)
+        self.bridge = cbor.Bridge(self.faults, self.faults)
         self.server = make_server(
-            self.net.endpoint_ip, port, self.faults, threaded=True, request_handler=MotoRequestHandler
+            self.net.endpoint_ip, port, self.bridge, threaded=True, request_handler=MotoRequestHandler
         )
         self.port = self.server.server_address[1]
         self.endpoint = f"http://{self.net.endpoint_ip}:{self.port}"
@@ -393,6 +396,7 @@ class LocalCloud:
             "endpoint": self.endpoint,
             "settings": SETTINGS.as_dict(),
             "injected": self.faults.status(),
+            "rpc_v2_cbor": dict(self.bridge.seen),
             "instances": [
                 {
                     "id": b.instance_id,
