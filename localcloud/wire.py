@@ -31,6 +31,8 @@ SERVICES = {
     "acm": "acm",
     "route53": "route53",
     "monitoring": "cloudwatch",
+    "logs": "logs",
+    "sns": "sns",
 }
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Filter")
 # S3 bodies worth parsing: the small XML documents of bucket configuration calls.
