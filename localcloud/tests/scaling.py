@@ -223,9 +223,17 @@ def main() -> int:
             assert d <= 3, f"desired {d} above MaxSize"
             return d
 
+        # AlarmNotification suspended (provision's deploy does so during a roll): the
+        # policy does not act, whatever the load.
+        asg.suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["AlarmNotification"])
+        load.rate = 10.0
+        time.sleep(3 * KNOBS["scaling_period"] + 1)
+        assert desired() == 1, "the policy acted with AlarmNotification suspended"
+        log("AlarmNotification suspended: no scale-out under load")
+
         # Load: 10 requests a second = 600 a minute on one target, ten times the target.
         t0 = time.time()
-        load.rate = 10.0
+        asg.resume_processes(AutoScalingGroupName=group, ScalingProcesses=["AlarmNotification"])
         wait("a scale-out", lambda: desired() > 1, 30)
         t_out = time.time() - t0
         log(f"scaled out to {desired()} after {t_out:.1f} s of load")
@@ -260,9 +268,9 @@ def main() -> int:
         assert len(gone) >= 2, gone
         assert len(healthy()) == 1, healthy()
         log(f"retired instances drained and terminated {t_gone:.1f} s after the trickle began: {gone}")
-        load.rate = 0.0
 
         acts = asg.describe_scaling_activities(AutoScalingGroupName=group)["Activities"]
+        assert acts == sorted(acts, key=lambda a: a["StartTime"], reverse=True), "activities not newest first"
         launches = [a for a in acts if a["Description"].startswith("Launching a new EC2 instance")]
         ends = [a for a in acts if a["Description"].startswith("Terminating EC2 instance")]
         assert len(launches) >= 2 and len(ends) >= 2, acts
@@ -270,6 +278,25 @@ def main() -> int:
         assert all(f"triggered policy {policy_name} changing the desired capacity from" in a["Cause"] for a in launches + ends), acts
         assert "AlarmHigh" in launches[-1]["Cause"] and "AlarmLow" in ends[0]["Cause"], acts
         log(f"activities: {len(launches)} launches, {len(ends)} terminations; e.g. {ends[0]['Cause']}")
+
+        # The same policy put again with DisableScaleIn: its ARN kept; it scales out, never in.
+        again = asg.put_scaling_policy(
+            AutoScalingGroupName=group, PolicyName=policy_name, PolicyType="TargetTrackingScaling", EstimatedInstanceWarmup=WARMUP,
+            TargetTrackingConfiguration={
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label},
+                "TargetValue": TARGET, "DisableScaleIn": True,
+            },
+        )
+        assert again["PolicyARN"] == put["PolicyARN"], (again, put)
+        assert asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"][0]["TargetTrackingConfiguration"]["DisableScaleIn"] is True
+        load.rate = 2.5  # 150 a minute: ceil(150 / 60) = 3
+        wait("a scale-out with DisableScaleIn", lambda: desired() == 3, 30)
+        wait("three healthy targets", lambda: len(healthy()) == 3, 90)
+        load.rate = 0.75
+        time.sleep(WARMUP + (KNOBS["scaling_in_periods"] + 2) * KNOBS["scaling_period"])
+        assert desired() == 3, "scaled in with DisableScaleIn"
+        log("DisableScaleIn: scaled out to 3, stays 3 under a trickle")
+        load.rate = 0.0
 
         asg.delete_policy(AutoScalingGroupName=group, PolicyName=policy_name)
         assert asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"] == []
