@@ -203,6 +203,14 @@ def main() -> int:
         assert ttc["PredefinedMetricSpecification"] == {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}, ttc
         assert ttc["TargetValue"] == TARGET and ttc["DisableScaleIn"] is False, ttc
         log(f"policy {policy_name} on {label}: reads back intact")
+        # A CPU policy is stored and described, never evaluated (README: not emulated).
+        asg.put_scaling_policy(AutoScalingGroupName=group, PolicyName=f"{NAME}-cpu", PolicyType="TargetTrackingScaling",
+                               TargetTrackingConfiguration={"PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"}, "TargetValue": 50.0})
+        cpu = asg.describe_policies(AutoScalingGroupName=group, PolicyNames=[f"{NAME}-cpu"])["ScalingPolicies"]
+        assert cpu[0]["TargetTrackingConfiguration"]["PredefinedMetricSpecification"] == {"PredefinedMetricType": "ASGAverageCPUUtilization"}, cpu
+        assert len(asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"]) == 2
+        asg.delete_policy(AutoScalingGroupName=group, PolicyName=f"{NAME}-cpu")
+        assert [p["PolicyName"] for p in asg.describe_policies(AutoScalingGroupName=group)["ScalingPolicies"]] == [policy_name]
 
         def group_now() -> dict:
             return asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
