@@ -328,7 +328,9 @@ class LocalCloud:
             group._lc_rebalance_launch = None
             if len(active) <= (group.desired_capacity or 0) or not victims:
                 return
-            victim = min(victims, key=lambda st: (int(getattr(st.instance, "_lc_launch_template_version", 0) or 0), getattr(st.instance, "_lc_seen", 0)))
+            from .scaling import launch_version  # `$Latest` / `$Default` as numbers (int() raised)
+
+            victim = min(victims, key=lambda st: (launch_version(group, getattr(st.instance, "_lc_launch_template_version", None)), getattr(st.instance, "_lc_seen", 0)))
             log.info("auto scaling %s: AZRebalance terminates %s in %s", group.name, victim.instance.id, subnet_zone(ec2, longest))
             self._drain_then_terminate(backend, group, victim)
             return

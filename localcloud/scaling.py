@@ -112,7 +112,11 @@ class Scaling:
             for policy in list(backend.policies.values()):
                 if policy.auto_scaling_group_name != group.name or policy.policy_type != "TargetTrackingScaling":
                     continue
-                self._evaluate(backend, group, policy, now)
+                try:
+                    self._evaluate(backend, group, policy, now)
+                except Exception:
+                    # A bug of ours must not stop the reconcile pass (health, launches).
+                    log.exception("scaling policy %s of %s: evaluation failed", policy.name, group.name)
 
     def _evaluate(self, backend: Any, group: Any, policy: Any, now: float) -> None:
         config = policy.target_tracking_configuration
@@ -303,7 +307,7 @@ def termination_order(ec2: Any, group: Any, states: list) -> list:
         biggest = max(zones.values(), key=len)
 
         def rank(st: Any) -> tuple:
-            version = _version(group, getattr(st.instance, "_lc_launch_template_version", None))
+            version = launch_version(group, getattr(st.instance, "_lc_launch_template_version", None))
             seen = float(getattr(st.instance, "_lc_seen", now) or now)
             to_hour = 3600 - ((now - seen) % 3600)
             return (version, to_hour, seen)
@@ -314,7 +318,7 @@ def termination_order(ec2: Any, group: Any, states: list) -> list:
     return order
 
 
-def _version(group: Any, version: Any) -> int:
+def launch_version(group: Any, version: Any) -> int:
     """The launch template version an instance was launched from, as a number (`$Latest`
     and `$Default` as the template has them now)."""
     text = str(version or "")
