@@ -369,6 +369,12 @@ def apply() -> None:
         # A policy is the group's and its name's (moto: the name's alone, so two groups'
         # policies of one name replaced each other); putting it again updates it, its ARN kept.
         key = f"{as_name}:{name}"
+        if policy_type == "TargetTrackingScaling":
+            spec = (kwargs.get("target_tracking_config") or {}).get("PredefinedMetricSpecification")
+            for other_key, other in self.policies.items():
+                if other_key != key and other.auto_scaling_group_name == as_name and other.policy_type == "TargetTrackingScaling" and spec is not None \
+                        and getattr(other.target_tracking_configuration, "PredefinedMetricSpecification", None) == spec:
+                    raise ValidationError("Only one TargetTrackingScaling policy for a given metric specification is allowed.")
         previous = self.policies.pop(key, None)
         saved = self.policies.pop(name, None)
         policy = original_put(self, name, policy_type, metric_aggregation_type, adjustment_type, as_name, *args, **kwargs)

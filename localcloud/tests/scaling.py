@@ -203,6 +203,12 @@ def main() -> int:
         assert ttc["PredefinedMetricSpecification"] == {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}, ttc
         assert ttc["TargetValue"] == TARGET and ttc["DisableScaleIn"] is False, ttc
         log(f"policy {policy_name} on {label}: reads back intact")
+        try:
+            asg.put_scaling_policy(AutoScalingGroupName=group, PolicyName=f"{NAME}-twin", PolicyType="TargetTrackingScaling",
+                                   TargetTrackingConfiguration={"PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget", "ResourceLabel": label}, "TargetValue": 99.0})
+            raise AssertionError("a second policy on the same metric was taken")
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ValidationError", e.response
         # A CPU policy is stored and described, never evaluated (README: not emulated).
         asg.put_scaling_policy(AutoScalingGroupName=group, PolicyName=f"{NAME}-cpu", PolicyType="TargetTrackingScaling",
                                TargetTrackingConfiguration={"PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"}, "TargetValue": 50.0})
