@@ -437,4 +437,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # Stopped (scripts/test's cleanup): unwind, so the local cloud it started stops too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
