@@ -163,6 +163,8 @@ class Balancers:
         targets = self.cloud.health.serving(action["TargetGroupArn"])
         if not targets:
             return self._error(b, 503, "503 Service Temporarily Unavailable")
+        # A target was chosen: the request counts in the group's RequestCount (scaling.py).
+        self.cloud.scaling.count(action["TargetGroupArn"])
         target = targets[next(b.counter) % len(targets)]
         address = self.cloud.target_address(target.id)
         if address is None:

@@ -22,6 +22,7 @@ from moto.rds.models import rds_backends
 from werkzeug.serving import make_server
 
 from . import acm
+from . import cbor, cloudwatch
 from . import logs as cloudwatch_logs
 from . import patches
 from .balancer import Balancers
@@ -32,6 +33,8 @@ from .instances import Instances
 from .net import Network
 from .pki import TRUSTSTORE_HOST, Pki
 from .rds import Databases
+from .scaling import Scaling
+from .scaling import apply as scaling_apply
 from .settings import LOCK, SETTINGS
 from .ssm import RunCommand
 
@@ -60,15 +63,19 @@ class LocalCloud:
         self.databases = Databases(self, state_dir)
         self.health = Health(self)
         self.balancers = Balancers(self)
+        self.scaling = Scaling(self)
         self._lingering: list[tuple[set[str], float, str]] = []
         patches.apply(self)
         cloudwatch_logs.apply()
+        cloudwatch.apply()
         acm.apply(self)
+        scaling_apply()
         self.faults = Faults(DomainDispatcherApplication(create_backend_app), self.control)
         patch_describes(self.faults.consistency)
         self.faults.run_command = RunCommand(self)
+        self.bridge = cbor.Bridge(self.faults, self.faults)
         self.server = make_server(
-            self.net.endpoint_ip, port, self.faults, threaded=True, request_handler=MotoRequestHandler
+            self.net.endpoint_ip, port, self.bridge, threaded=True, request_handler=MotoRequestHandler
         )
         self.port = self.server.server_address[1]
         self.endpoint = f"http://{self.net.endpoint_ip}:{self.port}"
@@ -220,6 +227,7 @@ class LocalCloud:
             for region, asg in autoscaling_backends[ACCOUNT].items():
                 for group in list(asg.autoscaling_groups.values()):
                     self._auto_scale(asg, group)
+                    self.scaling.evaluate(asg, group)
         return groups_by_arn, balancers, listeners
 
     def _auto_scale(self, backend: Any, group: Any) -> None:
@@ -256,7 +264,9 @@ class LocalCloud:
         for state, why in doomed:
             log.info("auto scaling %s: replacing %s (%s)", group.name, state.instance.id, why)
             self._remove(backend, group, state)
-        active = [s for s in group.instance_states if s.instance.state in ("pending", "running")]
+        # Instances being retired (Terminating, draining) are not capacity: a scale-out
+        # while they drain launches at once, as Auto Scaling does.
+        active = [s for s in group.instance_states if s.instance.state in ("pending", "running") and s.lifecycle_state != "Terminating"]
         missing = (group.desired_capacity or 0) - len(active)
         if missing > 0 and "Launch" not in suspended:
             group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
@@ -321,7 +331,9 @@ class LocalCloud:
             group._lc_rebalance_launch = None
             if len(active) <= (group.desired_capacity or 0) or not victims:
                 return
-            victim = min(victims, key=lambda st: (int(getattr(st.instance, "_lc_launch_template_version", 0) or 0), getattr(st.instance, "_lc_seen", 0)))
+            from .scaling import launch_version  # `$Latest` / `$Default` as numbers (int() raised)
+
+            victim = min(victims, key=lambda st: (launch_version(group, getattr(st.instance, "_lc_launch_template_version", None)), getattr(st.instance, "_lc_seen", 0)))
             log.info("auto scaling %s: AZRebalance terminates %s in %s", group.name, victim.instance.id, subnet_zone(ec2, longest))
             self._drain_then_terminate(backend, group, victim)
             return
@@ -393,6 +405,7 @@ class LocalCloud:
             "endpoint": self.endpoint,
             "settings": SETTINGS.as_dict(),
             "injected": self.faults.status(),
+            "rpc_v2_cbor": dict(self.bridge.seen),
             "instances": [
                 {
                     "id": b.instance_id,
@@ -406,6 +419,7 @@ class LocalCloud:
             ],
             "processes": self.instances.running_processes(),
             "balancers": self.balancers.mapping(),
+            "scaling": self.scaling.status(),
             "databases": [
                 {"id": s.identifier, "hostname": s.hostname, "address": s.address, "state": s.state}
                 for s in list(self.databases.servers.values())

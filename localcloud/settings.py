@@ -54,6 +54,9 @@ AWS: dict[str, dict] = {
         "acm_record_lag": 2.0,
         "acm_issue_delay": 1.0,
         "acm_in_use_lag": 2.0,
+        "scaling_period": 2.0,
+        "scaling_out_periods": 1,
+        "scaling_in_periods": 3,
     },
     "realistic": {
         "consistency_lag": 5.0,
@@ -77,6 +80,9 @@ AWS: dict[str, dict] = {
         "acm_record_lag": 5.0,
         "acm_issue_delay": 10.0,
         "acm_in_use_lag": 10.0,
+        "scaling_period": 60.0,
+        "scaling_out_periods": 3,
+        "scaling_in_periods": 15,
     },
     "kind": {
         "consistency_lag": 0.0,
@@ -100,6 +106,9 @@ AWS: dict[str, dict] = {
         "acm_record_lag": 0.0,
         "acm_issue_delay": 0.0,
         "acm_in_use_lag": 0.0,
+        "scaling_period": 2.0,
+        "scaling_out_periods": 1,
+        "scaling_in_periods": 3,
     },
 }
 PROFILES = list(DELAYS)

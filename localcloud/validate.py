@@ -266,6 +266,10 @@ def _names(call: Call, state: Any) -> None:
                 raise Violation("InvalidLocationConstraint", "The specified location-constraint is not valid")
             if call.region != "us-east-1" and constraint != call.region:
                 raise Violation("IllegalLocationConstraintException", f"The {constraint or 'unspecified'} location constraint is incompatible for the region specific endpoint this request was sent to.")
+    elif call.service == "cloudwatch":
+        from .cloudwatch import check_request
+
+        check_request(call)
 
 
 def _bucket_name(bucket: str) -> None:

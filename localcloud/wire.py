@@ -30,6 +30,9 @@ SERVICES = {
     "s3": "s3",
     "acm": "acm",
     "route53": "route53",
+    "monitoring": "cloudwatch",
+    "logs": "logs",
+    "sns": "sns",
 }
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Filter")
 # S3 bodies worth parsing: the small XML documents of bucket configuration calls.
@@ -129,6 +132,9 @@ def read(environ: dict) -> Call | None:
         return None
     model = service_model(service)
     protocol = model.protocol
+    if protocol == "smithy-rpc-v2-cbor":
+        # CloudWatch: query or JSON as sent (cbor.py hands RPC v2 CBOR requests on as JSON).
+        protocol = "query" if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", "") else "json"
     headers = headers_of(environ)
     query = MultiDict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
     if protocol in ("query", "ec2"):

@@ -13,6 +13,12 @@ pub struct StackConfig {
     pub app: AppSection,
     pub database: DatabaseSection,
     pub balancer: BalancerSection,
+    /// A target-tracking policy on the group (`ops_config`); off unless enabled.
+    #[serde(default)]
+    pub scaling: crate::ops_config::ScalingSection,
+    /// CloudWatch alarms and their e-mail (`ops_config`); off unless enabled.
+    #[serde(default)]
+    pub alarms: crate::ops_config::AlarmsSection,
     #[serde(default)]
     pub logs: LogsSection,
 }
@@ -396,6 +402,7 @@ impl StackConfig {
                 "must be 0 to 3600",
             ));
         }
+        crate::ops_config::validate(self)?;
         self.logs.validate()?;
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cost;
 pub mod engine;
 pub mod migrations;
+pub mod ops_config;
 pub mod release;
 pub mod resources;
 pub mod templates;

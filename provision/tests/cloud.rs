@@ -142,6 +142,39 @@ impl Stack {
         self
     }
 
+    /// A target-tracking policy holding `target` requests per instance a minute.
+    fn scaling(self, target: u32) -> Stack {
+        let path = self.dir.path().join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (before, after) = text.split_once("[scaling]").unwrap();
+        let after = after
+            .replacen("enabled = false", "enabled = true", 1)
+            .replacen(
+                "# target_value = 1000",
+                &format!("target_value = {target}"),
+                1,
+            );
+        std::fs::write(&path, format!("{before}[scaling]{after}")).unwrap();
+        self
+    }
+
+    /// `provision status`'s group line: (desired, running in service, min, max).
+    async fn group_size(&self) -> (u32, u32, u32, u32) {
+        let (code, stdout, stderr) = self.provision(&["status"]).await;
+        assert_eq!(code, 0, "provision status failed:\n{stdout}\n{stderr}");
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("group: "))
+            .unwrap_or_else(|| panic!("status shows no group line:\n{stdout}"));
+        let n: Vec<u32> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect();
+        assert_eq!(n.len(), 4, "{line}");
+        (n[0], n[1], n[2], n[3])
+    }
+
     /// Run the real binary; returns (exit code, stdout, stderr).
     async fn provision(&self, args: &[&str]) -> (i32, String, String) {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_provision"))
@@ -1018,9 +1051,11 @@ async fn the_gallery_becomes_ready_by_itself_when_rds_comes_up_after_the_instanc
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
+async fn a_killed_instance_is_replaced_and_load_scales_the_group_out_and_back_in() {
     let _shared = shared().await;
-    let stack = Stack::new("kill", 20);
+    // 600 requests per instance a minute: the polling below (5 a second over two
+    // instances) stays under it; the load at the end is far over.
+    let stack = Stack::new("kill", 20).sized(2, 2, 3).scaling(600);
     let url = stack.up().await;
     let (client, base) = browser(&url).await;
     wait_ready(&client, &base, Duration::from_secs(120)).await;
@@ -1143,7 +1178,142 @@ async fn a_killed_instance_is_replaced_and_the_url_keeps_serving() {
         from_victim > 0,
         "none of {request_ids:?} was shown from the killed instance {victim}"
     );
+
+    scales_out_under_load_and_back_in(&stack, &client, &base).await;
     stack.down().await;
+}
+
+/// The policy at work: load through the load balancer raises the group's desired count to
+/// `app.max_size` (3), never past it, and the third instance serves; once the load falls
+/// to a trickle (a few requests a second: without requests ELB reports no datapoint and
+/// the policy does nothing) the group comes back to `app.min_size` (2), the instance it
+/// retires drained first: no request of the trickle fails.
+async fn scales_out_under_load_and_back_in(stack: &Stack, client: &reqwest::Client, base: &str) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (_, _, min, max) = stack.group_size().await;
+    assert_eq!((min, max), (2, 3));
+    let before: Vec<String> = in_service(stack).await;
+    let heavy = Arc::new(AtomicBool::new(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (client, base) = (client.clone(), base.to_string());
+        let (heavy, stop) = (heavy.clone(), stop.clone());
+        let (ok, failed, failures) = (ok.clone(), failed.clone(), failures.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let light = !heavy.load(Ordering::Relaxed);
+                if light && worker > 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                match client.get(format!("{base}/login")).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        let why = match other {
+                            Ok(r) => format!("GET /login: {}", r.status()),
+                            Err(e) => format!("GET /login: {e}"),
+                        };
+                        if light {
+                            failures.lock().unwrap().push(why);
+                        }
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                if light {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }));
+    }
+
+    let started = Instant::now();
+    let added = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "the group did not scale out under load within 150 s: {:?}, {} requests served",
+            stack.group_size().await,
+            ok.load(Ordering::Relaxed)
+        );
+        let (desired, _, _, _) = stack.group_size().await;
+        assert!(desired <= 3, "desired {desired} above app.max_size 3");
+        let healthy: Vec<String> = stack
+            .target_health()
+            .await
+            .into_iter()
+            .filter(|(id, s)| s == "healthy" && !before.contains(id))
+            .map(|(id, _)| id)
+            .collect();
+        if desired == 3 && !healthy.is_empty() {
+            break healthy[0].clone();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    eprintln!(
+        "[{}] scaled out to 3 under load: {added} healthy after {:.1}s ({} requests served)",
+        stack.name,
+        started.elapsed().as_secs_f64(),
+        ok.load(Ordering::Relaxed)
+    );
+
+    heavy.store(false, Ordering::Relaxed);
+    let calm = Instant::now();
+    let failed_under_load = failed.load(Ordering::Relaxed);
+    loop {
+        assert!(
+            calm.elapsed() < Duration::from_secs(150),
+            "the group did not scale back in within 150 s of the load ending: {:?}",
+            stack.group_size().await
+        );
+        let (desired, running, _, _) = stack.group_size().await;
+        assert!(desired >= 2, "desired {desired} below app.min_size 2");
+        let healthy = stack
+            .target_health()
+            .await
+            .into_iter()
+            .filter(|(_, s)| s == "healthy")
+            .count();
+        let gone = stack
+            .instances()
+            .await
+            .into_iter()
+            .filter(|(_, s)| s == "terminated")
+            .count();
+        // The killed instance earlier, and now the one retired.
+        if desired == 2 && running == 2 && healthy == 2 && gone >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    eprintln!(
+        "[{}] back to 2 {:.1}s after the load ended; {} requests served, {} failed under load",
+        stack.name,
+        calm.elapsed().as_secs_f64(),
+        ok.load(Ordering::Relaxed),
+        failed_under_load
+    );
+    assert_eq!(
+        failed_under_load, 0,
+        "requests failed while the group scaled out"
+    );
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "requests failed while the group scaled in: {failures:?}"
+    );
+    let (code, stdout, _) = stack.provision(&["status"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("scaling: ALBRequestCountPerTarget held at 600"),
+        "{stdout}"
+    );
 }
 
 /// These instances are terminated (EC2's word) and nothing of theirs runs (the local

@@ -257,8 +257,10 @@ async fn up_status_noop_change_plan_apply_down_leaves_nothing() {
     );
     let calls = log.calls().len();
     assert!(
-        // 40, and the log group's two reads (DescribeLogGroups, ListTagsForResource).
-        calls <= 42,
+        // 40, the log group's two reads (DescribeLogGroups, ListTagsForResource), and one
+        // each for the scaling policy, the alarms and their topic (off, they are still
+        // looked for: turned off, what an earlier `up` made goes).
+        calls <= 45,
         "no-op up made {calls} calls: {:?}",
         log.calls()
     );
@@ -1659,5 +1661,156 @@ async fn a_domain_without_a_zone_waits_for_its_record_then_fails_naming_the_sett
     assert_eq!(mine[0].2, "PENDING_VALIDATION");
     let (r, _) = run(down(true), &config).await;
     assert_eq!(r.unwrap(), 0);
+    assert_nothing_left(&config).await;
+}
+
+/// `[scaling]` and `[alarms]`: `up` puts a target-tracking policy on the group, counting
+/// the requests of the stack's own load balancer and target group, five alarms (tagged,
+/// watching the stack's load balancer, target group and database, notifying the stack's
+/// topic) and the topic with the e-mail subscribed (pending its confirmation). The policy
+/// then owns the desired count: a group it scaled to 3 stays at 3 through `plan` and `up`.
+/// `status` shows the group's size, the policy and an alarm in ALARM. Turning both off
+/// removes them and gives the group back config.toml's count; `down` leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_and_alarms_are_made_left_to_the_policy_and_removed() {
+    use aws_sdk_cloudwatch::types::StateValue;
+    use provision::resources::{alarms, balancer, database, fleet, notifications, scaling};
+
+    let mut config = config("scale");
+    config.scaling.enabled = true;
+    config.scaling.target_value = Some(600.0);
+    config.alarms.enabled = true;
+    config.alarms.email = "ops@example.com".into();
+    config.validate().unwrap();
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let mut expected = complete_stack(2);
+    expected.insert("scaling-policy".into(), 1);
+    expected.insert("sns-topic".into(), 1);
+    expected.insert("alarm".into(), 5);
+    assert_eq!(counts(&config).await, expected);
+
+    let c = ctx(&config).await;
+    let lb = balancer::find_load_balancer(&c).await.unwrap().unwrap();
+    let tg = balancer::find_target_group(&c).await.unwrap().unwrap();
+    let lb_arn = lb.load_balancer_arn().unwrap();
+    let tg_arn = tg.target_group_arn().unwrap();
+    let lb_dim = lb_arn.split_once(":loadbalancer/").unwrap().1.to_string();
+    let tg_dim = format!(
+        "targetgroup/{}",
+        tg_arn.split_once(":targetgroup/").unwrap().1
+    );
+
+    let policy = scaling::find(&c).await.unwrap().unwrap();
+    assert_eq!(policy.policy_type(), Some("TargetTrackingScaling"));
+    let tracking = policy.target_tracking_configuration().unwrap();
+    let metric = tracking.predefined_metric_specification().unwrap();
+    assert_eq!(
+        metric.predefined_metric_type().unwrap().as_str(),
+        "ALBRequestCountPerTarget"
+    );
+    assert_eq!(
+        metric.resource_label(),
+        Some(format!("{lb_dim}/{tg_dim}").as_str())
+    );
+    assert_eq!(tracking.target_value(), Some(600.0));
+    assert_ne!(tracking.disable_scale_in(), Some(true));
+
+    let topic = notifications::find(&c).await.unwrap().unwrap();
+    let subs = c
+        .aws
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap();
+    let emails: Vec<_> = subs
+        .subscriptions()
+        .iter()
+        .filter(|s| s.protocol() == Some("email"))
+        .filter_map(|s| s.endpoint())
+        .collect();
+    assert_eq!(emails, ["ops@example.com"]);
+
+    let found = alarms::find(&c).await.unwrap();
+    assert_eq!(found.len(), 5);
+    let db = database::instance_id(&c);
+    let mut watched = Vec::new();
+    for a in &found {
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic), "{a:?}");
+        assert_eq!(a.ok_actions(), std::slice::from_ref(&topic), "{a:?}");
+        for d in a.dimensions() {
+            watched.push((
+                d.name().unwrap().to_string(),
+                d.value().unwrap().to_string(),
+            ));
+        }
+    }
+    for (name, value) in [
+        ("LoadBalancer", lb_dim.as_str()),
+        ("TargetGroup", tg_dim.as_str()),
+        ("DBInstanceIdentifier", db.as_str()),
+    ] {
+        assert!(
+            watched.iter().any(|(n, v)| n == name && v == value),
+            "no alarm watches {name}={value}: {watched:?}"
+        );
+    }
+
+    // The policy scales the group (here by hand): plan and up leave its count alone.
+    c.aws
+        .asg
+        .set_desired_capacity()
+        .auto_scaling_group_name(fleet::name(&c))
+        .desired_capacity(3)
+        .send()
+        .await
+        .unwrap();
+    let planned = planned_changes(&config).await;
+    assert!(planned.is_empty(), "{planned:?}");
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let group = fleet::find(&c).await.unwrap().unwrap();
+    assert_eq!(group.desired_capacity(), Some(3));
+
+    // status: the group's size, the policy, an alarm in ALARM with its reason.
+    let firing = alarms::name(&c, "db-cpu");
+    c.aws
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&firing)
+        .state_value(StateValue::Alarm)
+        .state_reason("Threshold Crossed: 1 datapoint [93.0] >= 80.0")
+        .send()
+        .await
+        .unwrap();
+    let s = provision::commands::status::status(&c).await.unwrap();
+    let size = s.group.as_ref().unwrap();
+    assert_eq!((size.desired, size.min, size.max), (3, 2, 4));
+    assert_eq!(
+        s.scaling_policy.as_deref(),
+        Some("ALBRequestCountPerTarget held at 600")
+    );
+    assert_eq!(
+        s.alarms_firing,
+        [(
+            firing.clone(),
+            "Threshold Crossed: 1 datapoint [93.0] >= 80.0".to_string()
+        )]
+    );
+
+    // Both off: the policy, alarms and topic go; the group gets config.toml's count back.
+    config.scaling.enabled = false;
+    config.alarms.enabled = false;
+    assert_eq!(run(up_cmd(), &config).await.0.unwrap(), 0);
+    let left = counts(&config).await;
+    for kind in ["scaling-policy", "sns-topic", "alarm"] {
+        assert!(!left.contains_key(kind), "{kind} left: {left:?}");
+    }
+    assert!(scaling::find(&c).await.unwrap().is_none());
+    assert!(notifications::find(&c).await.unwrap().is_none());
+    assert!(alarms::find(&c).await.unwrap().is_empty());
+    let group = fleet::find(&c).await.unwrap().unwrap();
+    assert_eq!(group.desired_capacity(), Some(2));
+    assert_eq!(run(down(true), &config).await.0.unwrap(), 0);
     assert_nothing_left(&config).await;
 }

@@ -130,8 +130,10 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     let asg = fleet::find(ctx)
         .await?
         .context("the stack has no Auto Scaling group: run `provision up` first")?;
-    let desired = ctx.config.app.desired_capacity;
     let max = ctx.config.app.max_size;
+    // With a scaling policy the roll keeps the count the policy chose (its alarms are
+    // suspended meanwhile, with AlarmNotification); without one, config.toml's.
+    let desired = crate::ops_config::wanted(&ctx.config, asg.desired_capacity());
     if asg.desired_capacity() != Some(desired) || asg.max_size() != Some(max) {
         // An interrupted deploy leaves the group a batch larger: converge before rolling.
         bail!(
@@ -304,16 +306,19 @@ async fn replace(
 /// again, then launches in the short zone and (after it serves) retires one in the long,
 /// which this waits out so the stack is settled when the command returns.
 async fn settled(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
-    let desired = usize::try_from(ctx.config.app.desired_capacity).unwrap_or(0);
     let shown = std::sync::Mutex::new(String::new());
     wait_for(
-        &format!("{desired} healthy instance(s), evenly over the zones"),
+        "the group's healthy instances, evenly over the zones",
         ctx.timing,
         timeout,
         || async {
             let g = fleet::find(ctx)
                 .await?
                 .context("the Auto Scaling group disappeared")?;
+            // With a scaling policy (acting again once resumed): what the group wants now.
+            let desired =
+                usize::try_from(crate::ops_config::wanted(&ctx.config, g.desired_capacity()))
+                    .unwrap_or(0);
             // Every zone of the group, an empty one too.
             let mut per_zone: std::collections::BTreeMap<String, usize> = g
                 .availability_zones()

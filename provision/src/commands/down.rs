@@ -20,7 +20,7 @@ pub struct Outcome {
 
 /// What keeping `kept` costs a month in `region`, at the price table's prices: each
 /// snapshot at most its database's allocated size, the bucket's bytes (every version), the
-/// secrets.
+/// secrets, the log group's stored bytes.
 pub fn kept_cost(
     region: &str,
     kept: &[Found],
@@ -40,14 +40,26 @@ pub fn kept_cost(
         })
         .collect();
     let secrets = kept.iter().filter(|f| f.kind == "secret").count();
+    // A log group's state reads "kept 14 days, 1234 bytes stored" (`logs::scan`).
+    let log_bytes = kept.iter().find(|f| f.kind == "log-group").map(|f| {
+        f.state
+            .rsplit(", ")
+            .next()
+            .and_then(|s| s.trim_end_matches(" bytes stored").parse().ok())
+            .unwrap_or(0)
+    });
     Ok(crate::cost::retained(
         &prices,
         region,
-        &snapshot_gb,
-        kept.iter()
-            .any(|f| f.kind == "bucket")
-            .then(|| usage.map_or(0, |u| u.bytes)),
-        u32::try_from(secrets).unwrap_or(0),
+        &crate::cost::Kept {
+            snapshot_gb,
+            bucket_bytes: kept
+                .iter()
+                .any(|f| f.kind == "bucket")
+                .then(|| usage.map_or(0, |u| u.bytes)),
+            secrets: u32::try_from(secrets).unwrap_or(0),
+            log_bytes,
+        },
     ))
 }
 

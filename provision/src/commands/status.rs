@@ -19,6 +19,20 @@ pub struct Status {
     pub instances: Vec<Instance>,
     /// The stack as config.toml sets it, priced (None: the price table would not parse).
     pub cost: Option<crate::cost::Estimate>,
+    /// The Auto Scaling group's size: desired, InService, min, max.
+    pub group: Option<GroupSize>,
+    /// The target-tracking policy, if any (`[scaling]`).
+    pub scaling_policy: Option<String>,
+    /// The stack's alarms in ALARM state: (name, reason).
+    pub alarms_firing: Vec<(String, String)>,
+}
+
+#[derive(Serialize)]
+pub struct GroupSize {
+    pub desired: i32,
+    pub running: usize,
+    pub min: i32,
+    pub max: i32,
 }
 
 #[derive(Serialize)]
@@ -52,7 +66,25 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<Status> {
             reason,
         })
         .collect();
-    let release = match crate::resources::fleet::find(ctx).await? {
+    let found_group = crate::resources::fleet::find(ctx).await?;
+    let group = found_group.as_ref().map(|g| GroupSize {
+        desired: g.desired_capacity().unwrap_or(0),
+        running: g
+            .instances()
+            .iter()
+            .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+            .count(),
+        min: g.min_size().unwrap_or(0),
+        max: g.max_size().unwrap_or(0),
+    });
+    let scaling_policy = match &found_group {
+        Some(_) => crate::resources::scaling::find(ctx)
+            .await?
+            .map(|p| crate::resources::scaling::describe(&p)),
+        None => None,
+    };
+    let alarms_firing = crate::resources::alarms::firing(ctx).await?;
+    let release = match found_group {
         Some(g) => match g
             .launch_template()
             .and_then(|l| Some((l.launch_template_id()?, l.version()?.parse::<i64>().ok()?)))
@@ -88,6 +120,9 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<Status> {
         targets,
         release,
         instances,
+        group,
+        scaling_policy,
+        alarms_firing,
     })
 }
 
@@ -113,6 +148,18 @@ pub fn print(s: &Status) {
         for i in &s.instances {
             println!("  {:<20} {}", i.instance, i.release);
         }
+    }
+    if let Some(g) = &s.group {
+        println!(
+            "group: desired {}, running {} (in service), min {}, max {}",
+            g.desired, g.running, g.min, g.max
+        );
+    }
+    if let Some(p) = &s.scaling_policy {
+        println!("scaling: {p}");
+    }
+    for (name, reason) in &s.alarms_firing {
+        println!("ALARM: {name}: {reason}");
     }
     if let Some(url) = &s.url {
         println!("url: {url}");

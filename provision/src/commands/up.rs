@@ -119,7 +119,17 @@ pub async fn up(planner: &Ctx, applier: &Ctx, wait: bool) -> anyhow::Result<Outc
     released?;
     // The URL is worth printing once it serves: wait for the fleet to pass health checks.
     // (A stack scaled to zero instances has nothing to wait for.)
-    let want = usize::try_from(applier.config.app.desired_capacity).unwrap_or(0);
+    // (With a scaling policy, at least min_size: the policy may have scaled the group in.)
+    let want = usize::try_from(if applier.config.scaling.enabled {
+        applier
+            .config
+            .app
+            .min_size
+            .min(applier.config.app.desired_capacity)
+    } else {
+        applier.config.app.desired_capacity
+    })
+    .unwrap_or(0);
     if wait && want > 0 {
         crate::resources::balancer::wait_healthy(applier, want).await?;
     }

@@ -43,6 +43,7 @@ pub fn assumptions() -> Vec<String> {
         "the first 100 GB a month out to the internet free (AWS's allowance per account, across its services: taken as unused elsewhere);".into(),
         "Not counted: tax, the 12-month free tier, discounts, data between zones (app to database), Secrets Manager".into(),
         "API calls ($0.05 per 10,000, a few per boot).".into(),
+        "alarms.email: SNS sends the first 1,000 e-mails a month free ($2 per 100,000 after), far more than alarms send.".into(),
         "balancer.domain's certificate: ACM's public certificates are free; its Route 53 zone is yours ($0.50 a month, queries of an alias to the load balancer free).".into(),
     ]
 }
@@ -75,7 +76,15 @@ pub struct Shape {
     pub secrets: u32,
     /// Days the app's logs are kept in CloudWatch Logs; None: it sends none there.
     pub log_retention_days: Option<u32>,
+    /// CloudWatch alarms: the stack's own (`[alarms]`) and the two a target-tracking
+    /// policy makes for itself (`[scaling]`).
+    pub alarms: u32,
 }
+
+/// The alarms `[alarms]` makes (`ops_config::ALARM_KINDS`), and those AWS makes for a
+/// target-tracking policy (one to scale out, one to scale in).
+pub const STACK_ALARMS: u32 = crate::ops_config::ALARM_KINDS.len() as u32;
+pub const POLICY_ALARMS: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Database {
@@ -106,6 +115,8 @@ impl Shape {
             secrets: SECRETS,
             // The app's lines in the stack's log group (`resources::logs`).
             log_retention_days: u32::try_from(c.logs.retention_days).ok(),
+            alarms: if c.alarms.enabled { STACK_ALARMS } else { 0 }
+                + if c.scaling.enabled { POLICY_ALARMS } else { 0 },
         }
     }
 
@@ -347,6 +358,15 @@ pub fn estimate(prices: &Prices, region: &str, shape: &Shape) -> Estimate {
         None => e.free("CloudWatch Logs", "none (the stack sends no logs there)"),
     }
 
+    match shape.alarms {
+        0 => e.free("CloudWatch alarms", "none"),
+        n => e.priced(
+            "CloudWatch alarms",
+            format!("{n} (standard resolution)"),
+            everywhere.alarm_month * f64::from(n),
+        ),
+    }
+
     e.priced(
         "Secrets Manager",
         match shape.secrets {
@@ -369,16 +389,27 @@ pub fn estimate(prices: &Prices, region: &str, shape: &Shape) -> Estimate {
     out
 }
 
-/// What keeping the data `down` leaves costs a month: the snapshots (`snapshot_gb`, each
-/// at most its database's allocated size), the bucket's bytes (every version), the
-/// secrets.
-pub fn retained(
-    prices: &Prices,
-    region: &str,
-    snapshot_gb: &[u32],
-    bucket_bytes: Option<u64>,
-    secrets: u32,
-) -> Estimate {
+/// The data `down` keeps, as it is billed.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    /// Each snapshot's size (at most its database's allocated size).
+    pub snapshot_gb: Vec<u32>,
+    /// The bucket's bytes, every version (None: no bucket kept).
+    pub bucket_bytes: Option<u64>,
+    pub secrets: u32,
+    /// The log group's stored bytes (None: no log group kept).
+    pub log_bytes: Option<u64>,
+}
+
+/// What keeping the data `down` leaves costs a month.
+pub fn retained(prices: &Prices, region: &str, kept: &Kept) -> Estimate {
+    let Kept {
+        snapshot_gb,
+        bucket_bytes,
+        secrets,
+        log_bytes,
+    } = kept;
+    let (bucket_bytes, secrets) = (*bucket_bytes, *secrets);
     let mut e = Pricing::new(prices, region);
     // Snapshots of one database are incremental: the first holds its blocks, later ones
     // only the blocks changed since. The largest is counted, at its full allocated size:
@@ -412,6 +443,18 @@ pub fn retained(
         format!("{secrets} secret(s)"),
         prices.everywhere.secret_month * f64::from(secrets),
     );
+    match log_bytes {
+        // Kept until its retention expires each line: stored bytes, no more ingestion.
+        Some(bytes) => e.regional(
+            "CloudWatch Logs",
+            format!(
+                "{} stored (each line kept logs.retention_days)",
+                crate::engine::context::bytes_text(*bytes)
+            ),
+            |r| r.logs_storage_gb_month * *bytes as f64 / 1e9,
+        ),
+        None => e.free("CloudWatch Logs", "none"),
+    }
     e.finish()
 }
 

@@ -36,6 +36,8 @@ pub struct Everywhere {
     pub secret_month: f64,
     pub secret_api_10k: f64,
     pub data_out_free_gb: f64,
+    /// A standard-resolution CloudWatch alarm (one metric), a month.
+    pub alarm_month: f64,
 }
 
 /// Dollars per hour, GB-month, GB or thousand requests, as each name says.

@@ -204,17 +204,39 @@ fn nothing_running_costs_nothing_and_a_multi_az_database_costs_twice() {
 #[test]
 fn kept_data_is_priced_at_the_regions_snapshot_and_s3_prices() {
     // A 20 GB database's final snapshot and a backup of it, 5 GB of images, two secrets.
-    let e = retained(&prices(), "us-east-1", &[20, 20], Some(5_000_000_000), 2);
+    let kept = |snapshot_gb: &[u32], bucket_bytes, secrets, log_bytes| Kept {
+        snapshot_gb: snapshot_gb.to_vec(),
+        bucket_bytes,
+        secrets,
+        log_bytes,
+    };
+    // And 2 GB of log lines, stored at $0.03 a GB-month.
+    let e = retained(
+        &prices(),
+        "us-east-1",
+        &kept(&[20, 20], Some(5_000_000_000), 2, Some(2_000_000_000)),
+    );
     assert_eq!(line(&e, "DB snapshots").cents, Some(190));
     assert_eq!(line(&e, "S3 bucket").cents, Some(12));
     assert_eq!(line(&e, "Secrets Manager").cents, Some(80));
+    assert_eq!(line(&e, "CloudWatch Logs").cents, Some(6));
+    assert_eq!(e.total(), 288);
+    let e = retained(
+        &prices(),
+        "us-east-1",
+        &kept(&[20, 20], Some(5_000_000_000), 2, None),
+    );
     assert_eq!(e.total(), 282);
     let text = table::render_retained("kept", &e);
     assert!(text.contains("$2.82"), "{text}");
     assert!(!text.contains("Assumed"), "{text}");
-    let frankfurt = retained(&prices(), "eu-central-1", &[20], Some(5_000_000_000), 2);
+    let frankfurt = retained(
+        &prices(),
+        "eu-central-1",
+        &kept(&[20], Some(5_000_000_000), 2, None),
+    );
     assert_eq!(line(&frankfurt, "S3 bucket").cents, Some(12));
-    let none = retained(&prices(), "us-east-1", &[], None, 0);
+    let none = retained(&prices(), "us-east-1", &Kept::default());
     assert_eq!(none.total(), 0);
 }
 
@@ -266,4 +288,23 @@ fn the_log_group_is_priced_by_ingestion_and_its_retention() {
     let e = estimate(&p, "us-east-1", &Shape::configured(&c));
     // 365/30 GB stored at $0.03: $0.365 more.
     assert_eq!(line(&e, "CloudWatch Logs").cents, Some(87));
+}
+
+#[test]
+fn alarms_and_the_scaling_policys_own_alarms_are_priced() {
+    let p = prices();
+    let mut c = shipped();
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    assert_eq!(line(&e, "CloudWatch alarms").cents, Some(0));
+    assert_eq!(line(&e, "CloudWatch alarms").detail, "none");
+    // The stack's five alarms at $0.10 a month.
+    c.alarms.enabled = true;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    assert_eq!(line(&e, "CloudWatch alarms").cents, Some(50));
+    // And the two AWS makes for a target-tracking policy.
+    c.scaling.enabled = true;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    let alarms = line(&e, "CloudWatch alarms");
+    assert_eq!(alarms.cents, Some(70), "{alarms:?}");
+    assert!(alarms.detail.starts_with("7 "), "{alarms:?}");
 }

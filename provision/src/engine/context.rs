@@ -52,6 +52,8 @@ pub struct Outputs {
     pub launch_template_id: Option<String>,
     pub launch_template_version: Option<i64>,
     pub asg: Option<String>,
+    /// The SNS topic the alarms notify (`alarms.email`).
+    pub alarm_topic_arn: Option<String>,
     /// What the plan found running, as AWS bills it (each resource's `ensure` fills in its
     /// part): the cost `plan` and `up` print beside config.toml's.
     pub running: crate::cost::Shape,

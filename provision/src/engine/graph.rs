@@ -32,11 +32,14 @@ pub enum Node {
     DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
+    ScalingPolicy,
+    Notifications,
+    Alarms,
 }
 
 use Node::*;
 
-pub const ALL: [Node; 22] = [
+pub const ALL: [Node; 25] = [
     Vpc,
     Subnets,
     InternetGateway,
@@ -59,6 +62,9 @@ pub const ALL: [Node; 22] = [
     DnsRecords,
     LaunchTemplate,
     AutoScalingGroup,
+    ScalingPolicy,
+    Notifications,
+    Alarms,
 ];
 
 impl Node {
@@ -92,6 +98,10 @@ impl Node {
                 RouteTables,
                 S3Endpoint,
             ],
+            ScalingPolicy => &[AutoScalingGroup, LoadBalancer, TargetGroup],
+            Notifications => &[],
+            // The database's alarms name it by its identifier, known before it exists.
+            Alarms => &[Notifications, LoadBalancer, TargetGroup],
         }
     }
 
@@ -119,6 +129,9 @@ impl Node {
             DnsRecords => "dns-records",
             LaunchTemplate => "launch-template",
             AutoScalingGroup => "auto-scaling-group",
+            ScalingPolicy => "scaling-policy",
+            Notifications => "notifications",
+            Alarms => "alarms",
         }
     }
 

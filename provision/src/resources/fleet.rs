@@ -76,9 +76,17 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                 o.running.max_instances = u32::try_from(g.max_size().unwrap_or(0)).unwrap_or(0);
             });
             let mut diff = Vec::new();
+            // With a scaling policy the policy owns the desired capacity (within min/max).
+            let set_desired = crate::ops_config::desired_to_set(
+                ctx.config.scaling.enabled,
+                g.desired_capacity(),
+                app.min_size,
+                app.max_size,
+                app.desired_capacity,
+            );
             if g.min_size() != Some(app.min_size)
                 || g.max_size() != Some(app.max_size)
-                || g.desired_capacity() != Some(app.desired_capacity)
+                || set_desired.is_some()
             {
                 diff.push(format!(
                     "size {}/{}/{} -> {}/{}/{} (min/desired/max)",
@@ -86,7 +94,7 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                     g.desired_capacity().unwrap_or(0),
                     g.max_size().unwrap_or(0),
                     app.min_size,
-                    app.desired_capacity,
+                    set_desired.unwrap_or(g.desired_capacity().unwrap_or(0)),
                     app.max_size
                 ));
             }
@@ -145,7 +153,7 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                                 .launch_template(spec.clone())
                                 .min_size(app.min_size)
                                 .max_size(app.max_size)
-                                .desired_capacity(app.desired_capacity)
+                                .set_desired_capacity(set_desired)
                                 .vpc_zone_identifier(&zones)
                                 .health_check_type("ELB")
                                 .health_check_grace_period(app.health_check_grace_secs)
@@ -260,30 +268,38 @@ pub async fn resume(ctx: &Ctx, processes: &[impl AsRef<str>]) -> anyhow::Result<
 
 /// Wait until the group has its desired number of instances in service.
 pub async fn wait_in_service(ctx: &Ctx) -> anyhow::Result<()> {
-    let want = ctx.config.app.desired_capacity as usize;
     let asg = name(ctx);
-    wait_for(
-        &format!("{want} instance(s) of {asg} to be in service"),
-        ctx.timing,
-        ctx.timing.wait_timeout,
-        || async {
-            let g = find(ctx).await?;
-            let n = g
-                .map(|g| {
-                    g.instances()
-                        .iter()
-                        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
-                        .count()
-                })
-                .unwrap_or(0);
-            ctx.progress(
-                "auto-scaling-group",
-                &asg,
-                &format!("{n}/{want} instances in service"),
-            );
-            Ok((n >= want).then_some(()))
-        },
-    )
+    let what = if ctx.config.scaling.enabled {
+        format!("the instances {asg} wants to be in service")
+    } else {
+        format!(
+            "{} instance(s) of {asg} to be in service",
+            ctx.config.app.desired_capacity
+        )
+    };
+    wait_for(&what, ctx.timing, ctx.timing.wait_timeout, || async {
+        let g = find(ctx).await?;
+        // With a scaling policy: what the group wants now.
+        let want = usize::try_from(crate::ops_config::wanted(
+            &ctx.config,
+            g.as_ref().and_then(|g| g.desired_capacity()),
+        ))
+        .unwrap_or(0);
+        let n = g
+            .map(|g| {
+                g.instances()
+                    .iter()
+                    .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                    .count()
+            })
+            .unwrap_or(0);
+        ctx.progress(
+            "auto-scaling-group",
+            &asg,
+            &format!("{n}/{want} instances in service"),
+        );
+        Ok((n >= want).then_some(()))
+    })
     .await
 }
 

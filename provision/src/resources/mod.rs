@@ -3,6 +3,7 @@
 //! (absent is success) and lists what it owns for `scan`. This file maps each node of
 //! the graph to its module.
 
+pub mod alarms;
 pub mod balancer;
 pub mod bucket;
 pub mod certificate;
@@ -14,6 +15,8 @@ pub mod iam;
 pub mod launch;
 pub mod logs;
 pub mod network;
+pub mod notifications;
+pub mod scaling;
 pub mod scan;
 pub mod secrets;
 pub mod security_groups;
@@ -48,6 +51,9 @@ pub fn ensure(ctx: &Ctx, node: Node) -> NodeFuture<'_> {
             Node::DnsRecords => dns::ensure_records(ctx).await,
             Node::LaunchTemplate => launch::ensure(ctx).await,
             Node::AutoScalingGroup => fleet::ensure(ctx).await,
+            Node::ScalingPolicy => scaling::ensure(ctx).await,
+            Node::Notifications => notifications::ensure(ctx).await,
+            Node::Alarms => alarms::ensure(ctx).await,
         };
         if let Ok(change) = &result {
             if change.is_change() || !ctx.planning() {
@@ -90,6 +96,9 @@ pub fn delete(ctx: &Ctx, node: Node, how: database::Teardown) -> NodeFuture<'_> 
             Node::DnsRecords => dns::delete_records(ctx).await,
             Node::LaunchTemplate => launch::delete(ctx).await,
             Node::AutoScalingGroup => fleet::delete(ctx).await,
+            Node::ScalingPolicy => scaling::delete(ctx).await,
+            Node::Notifications => notifications::delete(ctx).await,
+            Node::Alarms => alarms::delete(ctx).await,
         }
     })
 }

@@ -5,8 +5,8 @@
 use crate::engine::context::Ctx;
 use crate::engine::lock;
 use crate::resources::{
-    balancer, bucket, certificate, database, dns, fleet, iam, launch, logs, network, secrets,
-    security_groups, snapshots,
+    alarms, balancer, bucket, certificate, database, dns, fleet, iam, launch, logs, network,
+    notifications, scaling, secrets, security_groups, snapshots,
 };
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,15 +48,19 @@ pub async fn tagged(ctx: &Ctx) -> anyhow::Result<Vec<Found>> {
         snapshots::scan(ctx),
         logs::scan(ctx),
     )?;
-    let (certificates, records) = futures::try_join!(certificate::scan(ctx), dns::scan(ctx))?;
+    let more = futures::try_join!(
+        certificate::scan(ctx),
+        dns::scan(ctx),
+        scaling::scan(ctx),
+        notifications::scan(ctx),
+        alarms::scan(ctx),
+    )?;
     let mut all: Vec<Found> = [
         parts.0, parts.1, parts.2, parts.3, parts.4, parts.5, parts.6, parts.7, parts.8, parts.9,
-        parts.10,
+        parts.10, more.0, more.1, more.2, more.3, more.4,
     ]
     .into_iter()
     .flatten()
-    .chain(certificates)
-    .chain(records)
     .collect();
     if let Some(h) = lock::holder(ctx).await? {
         all.push(found(
