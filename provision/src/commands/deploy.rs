@@ -136,8 +136,18 @@ async fn roll(ctx: &Ctx, target: Target, how: Rolling) -> anyhow::Result<(String
     let desired = crate::ops_config::wanted(&ctx.config, asg.desired_capacity());
     if asg.desired_capacity() != Some(desired) || asg.max_size() != Some(max) {
         // An interrupted deploy leaves the group a batch larger: converge before rolling.
+        // (With a policy, a batch left within max_size reads as the policy's count: the
+        // policy, resumed, brings it back to what the load needs.)
+        let expected = if ctx.config.scaling.enabled {
+            format!(
+                "the scaling policy keeps it between app.min_size = {} and app.max_size = {max}",
+                ctx.config.app.min_size
+            )
+        } else {
+            format!("config.toml says app.desired_capacity = {desired} (app.max_size = {max})")
+        };
         bail!(
-            "the Auto Scaling group wants {} instance(s) (max {}) but config.toml says app.desired_capacity = {desired} (app.max_size = {max}), perhaps after an interrupted deploy: run `provision up` to converge it, then deploy again",
+            "the Auto Scaling group wants {} instance(s) (max {}) but {expected}, perhaps after an interrupted deploy: run `provision up` to converge it, then deploy again",
             asg.desired_capacity().unwrap_or_default(),
             asg.max_size().unwrap_or_default()
         );

@@ -100,7 +100,14 @@ impl Shape {
     pub fn configured(c: &StackConfig) -> Shape {
         Shape {
             instance_type: Some(c.app.instance_type.clone()),
-            instances: u32::try_from(c.app.desired_capacity).unwrap_or(0),
+            // With a scaling policy the count moves between min and max: the floor is the
+            // base, the total at max beside it.
+            instances: u32::try_from(if c.scaling.enabled {
+                c.app.min_size
+            } else {
+                c.app.desired_capacity
+            })
+            .unwrap_or(0),
             max_instances: u32::try_from(c.app.max_size).unwrap_or(0),
             nat_gateway: c.network.nat_gateway,
             load_balancer_zones: ZONES,

@@ -308,3 +308,17 @@ fn alarms_and_the_scaling_policys_own_alarms_are_priced() {
     assert_eq!(alarms.cents, Some(70), "{alarms:?}");
     assert!(alarms.detail.starts_with("7 "), "{alarms:?}");
 }
+
+#[test]
+fn with_a_scaling_policy_the_instances_are_priced_from_min_size() {
+    let p = prices();
+    let mut c = shipped();
+    c.app.min_size = 1;
+    c.scaling.enabled = true;
+    let e = estimate(&p, "us-east-1", &Shape::configured(&c));
+    // 1 x t3.small at $0.0208 for 730 hours; up to 4.
+    let ec2 = line(&e, "EC2 instances");
+    assert_eq!(ec2.cents, Some(1518), "{ec2:?}");
+    assert!(ec2.detail.contains("(up to 4)"), "{ec2:?}");
+    assert!(e.at_max.unwrap() > e.total());
+}

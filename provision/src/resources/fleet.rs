@@ -140,6 +140,13 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                 Change::Unchanged
             } else {
                 let only_resumed = diff.len() == 1 && diff[0].starts_with("resume ");
+                if !ctx.planning() && !only_resumed && !ctx.config.scaling.enabled {
+                    // A policy turned off goes before the count is set back: while it
+                    // lives, its alarm in ALARM acts again every minute (Auto Scaling
+                    // actions repeat, unlike notifications) and would undo the count
+                    // this sets and the wait below expects.
+                    crate::resources::scaling::delete(ctx).await?;
+                }
                 if !ctx.planning() && !only_resumed {
                     until_visible_if(
                         &format!("updating Auto Scaling group {asg}"),

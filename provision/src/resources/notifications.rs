@@ -6,6 +6,7 @@
 use crate::engine::context::{Ctx, PLANNED, ROLE_TAG, STACK_TAG};
 use crate::engine::errors::AwsResult;
 use crate::engine::graph::Change;
+use crate::engine::retry::until_visible_if;
 use crate::resources::scan::{found, Found};
 
 pub fn name(ctx: &Ctx) -> String {
@@ -132,27 +133,33 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
         Some(t) => t,
         None => {
             // CreateTopic returns the existing topic of that name (same tags): a repeat
-            // after a lost answer is harmless.
-            let out = ctx
-                .aws
-                .sns
-                .create_topic()
-                .name(name(ctx))
-                .tags(
-                    aws_sdk_sns::types::Tag::builder()
-                        .key(STACK_TAG)
-                        .value(ctx.stack())
-                        .build()?,
-                )
-                .tags(
-                    aws_sdk_sns::types::Tag::builder()
-                        .key(ROLE_TAG)
-                        .value("alarms")
-                        .build()?,
-                )
-                .send()
-                .await
-                .aws(format!("creating SNS topic {}", name(ctx)))?;
+            // after a lost answer is harmless. Re-made soon after a delete (`down` then
+            // `up`, the e-mail set again), SNS answers StaleTag or ConcurrentAccess for a
+            // while: wait it out.
+            let tags = [
+                aws_sdk_sns::types::Tag::builder()
+                    .key(STACK_TAG)
+                    .value(ctx.stack())
+                    .build()?,
+                aws_sdk_sns::types::Tag::builder()
+                    .key(ROLE_TAG)
+                    .value("alarms")
+                    .build()?,
+            ];
+            let out = until_visible_if(
+                &format!("creating SNS topic {}", name(ctx)),
+                ctx.timing,
+                |code, _| code == "StaleTag" || code == "ConcurrentAccess",
+                || {
+                    ctx.aws
+                        .sns
+                        .create_topic()
+                        .name(name(ctx))
+                        .set_tags(Some(tags.to_vec()))
+                        .send()
+                },
+            )
+            .await?;
             let topic = out
                 .topic_arn()
                 .map(String::from)
@@ -168,7 +175,11 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
             .subscription_arn(sub)
             .send()
             .await
-            .aws(format!("unsubscribing {address} from the alarms"))?;
+            // Gone already: this call's first answer was lost.
+            .aws_unless(
+                format!("unsubscribing {address} from the alarms"),
+                &["NotFound"],
+            )?;
         ctx.progress("sns-subscription", address, "unsubscribed");
     }
     if !subscribed {

@@ -55,11 +55,22 @@ fn wanted(ctx: &Ctx) -> anyhow::Result<(MetricType, Option<String>, f64)> {
     let label = if kind == "ALBRequestCountPerTarget" {
         let lb = ctx.need("the load balancer", |o| o.load_balancer_arn.clone())?;
         let tg = ctx.need("the target group", |o| o.target_group_arn.clone())?;
-        Some(resource_label(&lb, &tg).unwrap_or_else(|| PLANNED.to_string()))
+        match resource_label(&lb, &tg) {
+            Some(label) => Some(label),
+            None if ctx.planning() => Some(PLANNED.to_string()),
+            None => anyhow::bail!(
+                "the load balancer {lb} or target group {tg} is not an application load balancer's: no request count to scale on (scaling.metric = \"requests\")"
+            ),
+        }
     } else {
         None
     };
     Ok((MetricType::from(kind), label, s.target()))
+}
+
+/// Seconds a new instance's metrics are left out: until it can pass its health checks.
+fn warmup(ctx: &Ctx) -> i32 {
+    ctx.config.app.health_check_grace_secs.max(0)
 }
 
 /// How the policy found differs from the one wanted (empty: it matches).
@@ -68,8 +79,15 @@ fn differences(
     kind: &MetricType,
     label: &Option<String>,
     target: f64,
+    warmup: i32,
 ) -> Vec<String> {
     let mut diff = Vec::new();
+    if have.estimated_instance_warmup() != Some(warmup) {
+        diff.push(format!(
+            "instance warmup {} -> {warmup} s (app.health_check_grace_secs)",
+            have.estimated_instance_warmup().unwrap_or(0)
+        ));
+    }
     let t = have.target_tracking_configuration();
     let spec = t.and_then(|t| t.predefined_metric_specification());
     if have.policy_type() != Some("TargetTrackingScaling") {
@@ -117,7 +135,7 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
     let (kind, label, target) = wanted(ctx)?;
     let change = match &have {
         Some(p) => {
-            let diff = differences(p, &kind, &label, target);
+            let diff = differences(p, &kind, &label, target, warmup(ctx));
             if diff.is_empty() {
                 return Ok(Change::Unchanged);
             }
@@ -153,7 +171,7 @@ pub async fn ensure(ctx: &Ctx) -> anyhow::Result<Change> {
                 .auto_scaling_group_name(fleet::name(ctx))
                 .policy_name(name(ctx))
                 .policy_type("TargetTrackingScaling")
-                .estimated_instance_warmup(ctx.config.app.health_check_grace_secs.max(0))
+                .estimated_instance_warmup(warmup(ctx))
                 .target_tracking_configuration(config.clone())
                 .send()
         },
@@ -221,6 +239,7 @@ mod tests {
     fn policy(kind: &str, label: Option<&str>, target: f64) -> ScalingPolicy {
         ScalingPolicy::builder()
             .policy_name("g-target-tracking")
+            .estimated_instance_warmup(300)
             .policy_type("TargetTrackingScaling")
             .target_tracking_configuration(
                 TargetTrackingConfiguration::builder()
@@ -241,20 +260,25 @@ mod tests {
         let label = Some("app/g-lb/1/targetgroup/g-tg/2".to_string());
         let kind = MetricType::AlbRequestCountPerTarget;
         let p = policy("ALBRequestCountPerTarget", label.as_deref(), 60.0);
-        assert!(differences(&p, &kind, &label, 60.0).is_empty());
+        assert!(differences(&p, &kind, &label, 60.0, 300).is_empty());
         assert_eq!(
-            differences(&p, &kind, &label, 120.0),
+            differences(&p, &kind, &label, 120.0, 300),
             vec!["target 60 -> 120"]
         );
         let cpu = MetricType::AsgAverageCpuUtilization;
-        let d = differences(&p, &cpu, &None, 60.0);
+        let d = differences(&p, &cpu, &None, 60.0, 300);
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d[0].contains("-> ASGAverageCPUUtilization"), "{d:?}");
         // Another load balancer (the stack's was replaced).
         let other = Some("app/g-lb/9/targetgroup/g-tg/2".to_string());
-        assert_eq!(differences(&p, &kind, &other, 60.0).len(), 1);
+        assert_eq!(differences(&p, &kind, &other, 60.0, 300).len(), 1);
         // While planning a new load balancer, the label is not known yet: no drift claimed.
-        assert!(differences(&p, &kind, &Some(PLANNED.into()), 60.0).is_empty());
+        assert!(differences(&p, &kind, &Some(PLANNED.into()), 60.0, 300).is_empty());
         assert_eq!(describe(&p), "ALBRequestCountPerTarget held at 60");
+        // A changed app.health_check_grace_secs is the policy's warmup.
+        assert_eq!(
+            differences(&p, &kind, &label, 60.0, 120),
+            vec!["instance warmup 300 -> 120 s (app.health_check_grace_secs)"]
+        );
     }
 }
