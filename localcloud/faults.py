@@ -23,7 +23,7 @@ from .tokens import Mismatch, Tokens
 
 log = logging.getLogger("localcloud.faults")
 QUERY_SERVICES = {"elasticloadbalancing", "rds", "autoscaling", "iam", "sts"}
-JSON_SERVICES = {"secretsmanager", "ssm", "acm"}
+JSON_SERVICES = {"secretsmanager", "ssm", "acm", "logs"}
 REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
